@@ -1,0 +1,64 @@
+import type { Runtime } from '../runtime.js';
+import { ensureDemoWorkspace, DEMO_WORKSPACE } from '../runtime.js';
+import { buildApp } from '../server/index.js';
+import { seedDemo } from '../planning/index.js';
+import { countProfiles } from '../profiles/index.js';
+
+/**
+ * Starts the HTTP server; with the demo enabled, makes sure the demo workspace, its keys and its
+ * generated customers exist, and prints how to talk to it. SIGINT/SIGTERM drain in-flight
+ * requests and the ingest queue before the process exits.
+ */
+export async function serve(rt: Runtime, out: (line: string) => void = (l) => process.stdout.write(l + '\n')): Promise<{ close: () => Promise<void>; url: string }> {
+  let demo: Awaited<ReturnType<typeof ensureDemoWorkspace>> | undefined;
+  if (rt.config.demo) {
+    demo = await ensureDemoWorkspace(rt);
+    const ws = await rt.workspaces.get(DEMO_WORKSPACE);
+    if ((await countProfiles(rt.store.db, DEMO_WORKSPACE)) === 0 && rt.config.demoCustomers > 0) {
+      const r = await seedDemo(rt.pipeline, rt.clock, { id: ws.id, model: ws.model }, rt.config.demoCustomers);
+      rt.log.info(r, 'demo customers generated');
+    }
+  }
+  const app = await buildApp(rt);
+  await app.listen({ host: rt.config.host, port: rt.config.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : rt.config.port;
+  const url = `http://${rt.config.host.includes(':') ? `[${rt.config.host}]` : rt.config.host}:${port}`;
+
+  const purge = setInterval(() => {
+    rt.pipeline.purgeDedupe().catch((err: unknown) => rt.log.warn({ err }, 'dedupe purge failed'));
+  }, 10 * 60_000);
+  purge.unref();
+
+  out('');
+  out(`Cairn is running at ${url}  (storage: ${rt.store.dialect.name} ${rt.store.dialect.displayUrl})`);
+  out(`  OpenAPI:   ${url}/openapi.json`);
+  if (demo) {
+    out(`  Workspace: ${demo.workspace} (blueprint ${rt.config.blueprintPath})`);
+    out(`  Write key: ${demo.writeKey}   (public: send events)`);
+    out(`  Secret key: ${demo.secretKey}   (server side: read profiles)`);
+    out('');
+    out('  Try:');
+    out(`    curl -u ${demo.writeKey}: ${url}/v1/track -H 'content-type: application/json' \\`);
+    out(`      -d '{"userId":"u1001","event":"Product Viewed","properties":{"category":"shoes"}}'`);
+    out(`    curl -H 'authorization: Bearer ${demo.secretKey}' ${url}/v1/profiles/user_id:u1001`);
+  }
+  out('');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      clearInterval(purge);
+      const timer = setTimeout(() => {
+        rt.log.warn('shutdown timeout: closing remaining connections');
+        app.server.closeAllConnections();
+      }, rt.config.shutdownTimeoutMs);
+      timer.unref();
+      await app.close(); // stops accepting, waits for in-flight requests (new ones get 503)
+      await rt.close(); // drains the ingest queue, then closes storage
+      clearTimeout(timer);
+    })();
+    return closing;
+  };
+  return { close, url };
+}

@@ -1,0 +1,127 @@
+/**
+ * The catalogue of Cairn's coded errors. Every error a user can see has a stable code, an HTTP
+ * status and a message template; `docs/errors.md` documents each one and a test keeps the two in
+ * sync. Tests assert on codes, never on message text.
+ *
+ * Templates use `{name}` placeholders filled from the error's params.
+ */
+export const ERRORS = {
+  // Configuration and startup
+  CAIRN_ERR_CONFIG: { status: 500, message: 'Invalid configuration:\n{violations}', hint: 'Fix the listed environment variables and start again.' },
+  CAIRN_ERR_DATABASE_URL: { status: 500, message: 'Unsupported database URL "{url}"', hint: 'Use a file path, sqlite:PATH, or postgres://user@host:port/db.' },
+
+  // Authentication
+  CAIRN_ERR_AUTH_MISSING: { status: 401, message: 'No API key given', hint: 'Send the write key as the HTTP Basic user (password empty) or as "writeKey" in the body; secret keys as "Authorization: Bearer KEY".' },
+  CAIRN_ERR_AUTH_INVALID: { status: 401, message: 'The API key is unknown or revoked', hint: 'Create a key with `cairn keys create`.' },
+  CAIRN_ERR_AUTH_SCOPE: { status: 403, message: 'This key may not {action}', hint: 'Write keys can only send events; use a secret key for reads and administration.' },
+
+  // Request bodies
+  CAIRN_ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is larger than {limit} bytes{after}', hint: 'Split the batch; events are limited to 32 KB each and batches to 500 KB.' },
+  CAIRN_ERR_EVENT_TOO_LARGE: { status: 413, message: 'The event is {size} bytes; the limit is {limit} bytes', hint: 'Move large data out of the event; 32 KB is the limit per event.' },
+  CAIRN_ERR_INVALID_JSON: { status: 400, message: 'The body is not valid JSON: {reason}', hint: 'Send a JSON object encoded in UTF-8.' },
+  CAIRN_ERR_INVALID_UTF8: { status: 400, message: 'The body is not valid UTF-8 (first bad byte at offset {offset})', hint: 'Encode the JSON body as UTF-8.' },
+  CAIRN_ERR_TOO_DEEP: { status: 400, message: 'The JSON nests deeper than {limit} levels', hint: 'Flatten the properties; Cairn accepts at most 32 levels of nesting.' },
+  CAIRN_ERR_FORBIDDEN_KEY: { status: 400, message: 'The key "{key}" is not allowed in a body', hint: 'Rename the property; __proto__ and constructor.prototype are refused to protect the server.' },
+  CAIRN_ERR_BAD_ENCODING: { status: 415, message: 'Content-Encoding "{encoding}" is not supported', hint: 'Send the body uncompressed or gzip/deflate compressed.' },
+  CAIRN_ERR_BAD_COMPRESSION: { status: 400, message: 'The {encoding} body could not be decompressed: {reason}', hint: 'Check the Content-Encoding header matches the body.' },
+  CAIRN_ERR_MEDIA_TYPE: { status: 415, message: 'Content-Type "{type}" is not supported', hint: 'Send application/json (text/plain is accepted for browser beacons).' },
+  CAIRN_ERR_VALIDATION: { status: 400, message: '{path}: {reason}', hint: 'See /openapi.json for the expected shape.' },
+  CAIRN_ERR_NOT_FOUND: { status: 404, message: '{what} not found', hint: '' },
+
+  // Events (per item in a batch)
+  CAIRN_ERR_INVALID_EVENT: { status: 400, message: '{path}: {reason}', hint: 'Each event needs "type" and userId or anonymousId; see the Segment tracking spec.' },
+  CAIRN_ERR_INVALID_TIMESTAMP: { status: 400, message: '{path} is not an ISO-8601 date-time: {value}', hint: 'Send timestamps like 2026-11-23T10:00:00.000Z.' },
+  CAIRN_ERR_BATCH_EMPTY: { status: 400, message: 'The batch holds no events', hint: 'Send {"batch": [ ...events ]}.' },
+  CAIRN_ERR_BATCH_REJECTED: { status: 400, message: 'None of the {count} events in the batch was valid', hint: 'See "errors" for the reason of each item.' },
+  CAIRN_ERR_UNKNOWN_PURPOSE: { status: 400, message: 'Consent purpose "{purpose}" is not declared in the blueprint{suggestion}', hint: 'Declare it under consent.purposes.' },
+  CAIRN_ERR_INVALID_CONSENT: { status: 400, message: '{path}: {reason}', hint: 'Consent needs a purpose, a channel ("*" for all) and a status: granted, denied or withdrawn.' },
+
+  // Connectors
+  CAIRN_ERR_UNKNOWN_SOURCE: { status: 404, message: 'No webhook source "{source}" in this workspace{suggestion}', hint: 'Declare it under sources in the blueprint.' },
+  CAIRN_ERR_MAPPING: { status: 400, message: 'Source "{source}": {reason}', hint: 'Check the payload against the source mapping in the blueprint.' },
+  CAIRN_ERR_NO_MAPPING_MATCH: { status: 422, message: 'Source "{source}": no mapping rule matches this payload{detail}', hint: 'Add a rule whose "when" matches, or stop sending this kind of payload.' },
+
+  // Import
+  CAIRN_ERR_IMPORT_FORMAT: { status: 400, message: 'Cannot tell the format of "{file}"', hint: 'Use a .ndjson/.jsonl file of events or a .csv file of profiles, or pass --format.' },
+  CAIRN_ERR_IMPORT_ROW: { status: 400, message: 'Row {row}: {reason}', hint: '' },
+
+  // Blueprint
+  CAIRN_ERR_BLUEPRINT_YAML: { status: 400, message: '{file}:{line}:{column}: {reason}', hint: 'Fix the YAML syntax.' },
+  CAIRN_ERR_BLUEPRINT_SCHEMA: { status: 400, message: '{file}:{line}:{column}: {reason}', hint: 'See docs/blueprint.md for every allowed key.' },
+  CAIRN_ERR_BLUEPRINT_REFERENCE: { status: 400, message: '{file}:{line}:{column}: {reason}', hint: 'Declare what is referenced, or fix the name.' },
+
+  // Workspaces and profiles
+  CAIRN_ERR_WORKSPACE_NOT_FOUND: { status: 404, message: 'Workspace "{workspace}" does not exist', hint: 'List workspaces with `cairn keys list` or create one.' },
+  CAIRN_ERR_PROFILE_NOT_FOUND: { status: 404, message: 'No customer profile for {identity}', hint: 'Look up by id, or by identity as kind:value (email:ana@example.com).' },
+  CAIRN_ERR_BAD_IDENTITY: { status: 400, message: 'Cannot read identity "{identity}"', hint: 'Use kind:value, e.g. email:ana@example.com, user_id:42, phone:+4915112345678.' },
+  CAIRN_ERR_BAD_CURSOR: { status: 400, message: 'The cursor "{cursor}" is not valid', hint: 'Pass the nextCursor of the previous page unchanged.' },
+
+  // Server state
+  CAIRN_ERR_SHUTTING_DOWN: { status: 503, message: 'Cairn is shutting down', hint: 'Retry shortly; the request was not accepted.' },
+  CAIRN_ERR_INTERNAL: { status: 500, message: 'Internal error ({ref})', hint: 'Nothing was acknowledged; retry with the same messageId. The server log has the details under this reference.' },
+} as const satisfies Record<string, { status: number; message: string; hint: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export type ErrorParams = Record<string, string | number | undefined>;
+
+function fill(template: string, params: ErrorParams): string {
+  return template.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const v = params[name];
+    return v === undefined ? '' : String(v);
+  });
+}
+
+/** An error a user caused or can fix; carries a catalogue code and an HTTP status. */
+export class CairnError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly params: ErrorParams;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, params: ErrorParams = {}, details?: unknown) {
+    super(fill(ERRORS[code].message, params));
+    this.name = 'CairnError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.params = params;
+    this.details = details;
+  }
+
+  /** Raises a per-item error value as an exception (single-item endpoints). */
+  static fromItem(e: ItemError): CairnError {
+    const err = new CairnError(e.code);
+    err.message = e.message;
+    return err;
+  }
+
+  get hint(): string {
+    return ERRORS[this.code].hint;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; hint?: string; details?: unknown } {
+    const out: { code: ErrorCode; message: string; hint?: string; details?: unknown } = { code: this.code, message: this.message };
+    if (this.hint) out.hint = this.hint;
+    if (this.details !== undefined) out.details = this.details;
+    return out;
+  }
+}
+
+/** A per-item problem, as a value (batches report these instead of failing). */
+export interface ItemError {
+  code: ErrorCode;
+  message: string;
+}
+
+export function itemError(code: ErrorCode, params: ErrorParams = {}): ItemError {
+  return { code, message: fill(ERRORS[code].message, params) };
+}
+
+export function isCairnError(e: unknown): e is CairnError {
+  return e instanceof CairnError;
+}
+
+/** For exhaustive switches over discriminated unions. */
+export function assertUnreachable(x: never): never {
+  throw new Error(`unreachable: ${JSON.stringify(x)}`);
+}

@@ -1,0 +1,6 @@
+export * from './errors.js';
+export * from './clock.js';
+export * from './ids.js';
+export * from './json.js';
+export * from './config.js';
+export * from './events.js';

@@ -1,0 +1,1 @@
+export { mapPayload, ruleMatches, MappingError, type MappingResult } from './mapping.js';

@@ -1,0 +1,260 @@
+import { isObject, itemError, uuidv7, closest, type ItemError } from '../core/index.js';
+import type { WorkspaceModel } from '../blueprint/index.js';
+import { extractIdentities, type ConsentInput, type ProfileEvent } from '../profiles/index.js';
+
+/**
+ * The Segment tracking spec, as Cairn reads it: message types, required fields, the timestamp
+ * rules, and the batch envelope. Every check returns an ItemError naming the field, so one bad
+ * message in a batch is reported and the rest are kept.
+ */
+export const MESSAGE_TYPES = ['identify', 'track', 'page', 'screen', 'group', 'alias'] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+
+/** 32 KB per message and 500 KB per batch, as in the Segment HTTP API. */
+export const MAX_EVENT_BYTES = 32 * 1024;
+export const MAX_BATCH_BYTES = 500 * 1024;
+
+/** Reserved trait key for consent set through identify: { purpose: { channel: status } } or a list. */
+export const CONSENT_TRAIT = '$consent';
+
+export interface BatchDefaults {
+  context?: Record<string, unknown>;
+  integrations?: Record<string, unknown>;
+  sentAt?: unknown;
+}
+
+export interface NormalizeOptions {
+  model: WorkspaceModel;
+  source: string;
+  receivedAt: number;
+  /** Set by the per-type endpoints (/v1/track …); batch items carry their own type. */
+  type?: MessageType;
+  defaults?: BatchDefaults;
+  /** Byte size of the item when already known (single-event bodies). */
+  bytes?: number;
+}
+
+export type Normalized = { ok: true; event: ProfileEvent } | { ok: false; error: ItemError };
+
+const MAX_ID = 256;
+const MIN_TIME = Date.UTC(1990, 0, 1);
+const MAX_SKEW_FUTURE = 366 * 24 * 3600 * 1000;
+
+function fail(path: string, reason: string): Normalized {
+  return { ok: false, error: itemError('CAIRN_ERR_INVALID_EVENT', { path, reason }) };
+}
+
+function readId(v: unknown): string | undefined | null {
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  if (typeof v === 'string' && v.length <= MAX_ID) return v;
+  return null;
+}
+
+/** ISO-8601 date-time → ms; undefined when absent; null when malformed. */
+function readTime(v: unknown): number | undefined | null {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v.length > 64 || !/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(v)) return null;
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? t : null;
+}
+
+function optObject(msg: Record<string, unknown>, key: string): Record<string, unknown> | undefined | null {
+  const v = msg[key];
+  if (v === undefined || v === null) return undefined;
+  return isObject(v) ? v : null;
+}
+
+export function normalizeMessage(raw: unknown, opts: NormalizeOptions): Normalized {
+  if (!isObject(raw)) return fail('message', 'expected a JSON object');
+  const type = opts.type ?? raw.type;
+  if (typeof type !== 'string' || !(MESSAGE_TYPES as readonly string[]).includes(type)) {
+    const guess = typeof type === 'string' ? closest(type, MESSAGE_TYPES) : undefined;
+    return fail('type', `expected one of ${MESSAGE_TYPES.join(', ')}${type === undefined ? '' : `, got ${JSON.stringify(type).slice(0, 40)}`}${guess ? ` (did you mean "${guess}"?)` : ''}`);
+  }
+  const t = type as MessageType;
+  const bytes = opts.bytes ?? Buffer.byteLength(JSON.stringify(raw));
+  if (bytes > MAX_EVENT_BYTES) return { ok: false, error: itemError('CAIRN_ERR_EVENT_TOO_LARGE', { size: bytes, limit: MAX_EVENT_BYTES }) };
+
+  const userId = readId(raw.userId);
+  if (userId === null) return fail('userId', `expected a string of at most ${MAX_ID} characters or a number`);
+  const anonymousId = readId(raw.anonymousId);
+  if (anonymousId === null) return fail('anonymousId', `expected a string of at most ${MAX_ID} characters or a number`);
+  const messageIdIn = readId(raw.messageId);
+  if (messageIdIn === null) return fail('messageId', `expected a string of at most ${MAX_ID} characters`);
+
+  const context = optObject(raw, 'context');
+  if (context === null) return fail('context', 'expected an object');
+  const integrations = optObject(raw, 'integrations');
+  if (integrations === null) return fail('integrations', 'expected an object');
+  const properties = optObject(raw, 'properties');
+  if (properties === null) return fail('properties', 'expected an object');
+  const traits = optObject(raw, 'traits');
+  if (traits === null) return fail('traits', 'expected an object');
+
+  let name: string | null = null;
+  let previousId: string | undefined;
+  switch (t) {
+    case 'track': {
+      if (typeof raw.event !== 'string' || raw.event.trim() === '') return fail('event', 'a track call needs the event name as a non-empty string');
+      if (raw.event.length > 200) return fail('event', 'the event name is longer than 200 characters');
+      name = raw.event;
+      break;
+    }
+    case 'page':
+    case 'screen': {
+      if (raw.name !== undefined && raw.name !== null && typeof raw.name !== 'string') return fail('name', 'expected a string');
+      name = typeof raw.name === 'string' ? raw.name : null;
+      break;
+    }
+    case 'group': {
+      const g = readId(raw.groupId);
+      if (g === undefined || g === null) return fail('groupId', 'a group call needs groupId');
+      break;
+    }
+    case 'alias': {
+      const p = readId(raw.previousId);
+      if (p === undefined || p === null) return fail('previousId', 'an alias call needs previousId');
+      if (userId === undefined) return fail('userId', 'an alias call needs userId');
+      previousId = p;
+      break;
+    }
+    case 'identify':
+      break;
+  }
+  if (userId === undefined && anonymousId === undefined) return fail('userId', 'every message needs userId or anonymousId');
+
+  // Timestamps (Segment spec): receivedAt is the server's; timestamp is the client's if given,
+  // else corrected for device clock skew as receivedAt - (sentAt - originalTimestamp).
+  const timestampIn = readTime(raw.timestamp);
+  if (timestampIn === null) return { ok: false, error: itemError('CAIRN_ERR_INVALID_TIMESTAMP', { path: 'timestamp', value: JSON.stringify(raw.timestamp).slice(0, 60) }) };
+  const original = readTime(raw.originalTimestamp);
+  if (original === null) return { ok: false, error: itemError('CAIRN_ERR_INVALID_TIMESTAMP', { path: 'originalTimestamp', value: JSON.stringify(raw.originalTimestamp).slice(0, 60) }) };
+  const sentRaw = raw.sentAt ?? opts.defaults?.sentAt;
+  const sentAt = readTime(sentRaw);
+  if (sentAt === null) return { ok: false, error: itemError('CAIRN_ERR_INVALID_TIMESTAMP', { path: 'sentAt', value: JSON.stringify(sentRaw).slice(0, 60) }) };
+  const receivedAt = opts.receivedAt;
+  let ts: number;
+  if (timestampIn !== undefined) ts = timestampIn;
+  else if (original !== undefined && sentAt !== undefined) ts = receivedAt - (sentAt - original);
+  else ts = original ?? receivedAt;
+  if (ts < MIN_TIME || ts > receivedAt + MAX_SKEW_FUTURE) return fail('timestamp', `${new Date(ts).toISOString()} is out of range (1990 to one year ahead)`);
+
+  const mergedContext = opts.defaults?.context || context ? { ...(opts.defaults?.context ?? {}), ...(context ?? {}) } : undefined;
+  const mergedIntegrations = opts.defaults?.integrations || integrations ? { ...(opts.defaults?.integrations ?? {}), ...(integrations ?? {}) } : undefined;
+  const messageId = messageIdIn ?? `cairn-${uuidv7(receivedAt)}`;
+
+  // Consent from identify traits ($consent) and Segment's context.consent.categoryPreferences.
+  let consent: ConsentInput[] | undefined;
+  let cleanTraits = traits;
+  if (traits && CONSENT_TRAIT in traits) {
+    const parsed = readConsent(traits[CONSENT_TRAIT], opts.model, `traits.${CONSENT_TRAIT}`);
+    if ('error' in parsed) return { ok: false, error: parsed.error };
+    consent = parsed.entries;
+    cleanTraits = { ...traits };
+    delete cleanTraits[CONSENT_TRAIT];
+  }
+  const prefs = mergedContext && isObject(mergedContext.consent) ? mergedContext.consent.categoryPreferences : undefined;
+  if (isObject(prefs)) {
+    const fromPrefs = readCategoryPreferences(prefs, opts.model);
+    if ('error' in fromPrefs) return { ok: false, error: fromPrefs.error };
+    consent = [...(consent ?? []), ...fromPrefs.entries];
+  }
+
+  const message: Record<string, unknown> = { type: t, messageId };
+  if (userId !== undefined) message.userId = userId;
+  if (anonymousId !== undefined) message.anonymousId = anonymousId;
+  if (t === 'track') message.event = name;
+  if ((t === 'page' || t === 'screen') && name !== null) message.name = name;
+  if (t === 'page' && typeof raw.category === 'string') message.category = raw.category;
+  if (t === 'group') message.groupId = readId(raw.groupId);
+  if (t === 'alias') message.previousId = previousId;
+  if (properties) message.properties = properties;
+  if (cleanTraits) message.traits = cleanTraits;
+  if (mergedContext) message.context = mergedContext;
+  if (mergedIntegrations) message.integrations = mergedIntegrations;
+  message.timestamp = new Date(ts).toISOString();
+  if (original !== undefined) message.originalTimestamp = new Date(original).toISOString();
+  if (sentAt !== undefined) message.sentAt = new Date(sentAt).toISOString();
+  message.receivedAt = new Date(receivedAt).toISOString();
+
+  const identities = extractIdentities(opts.model, message);
+  if (identities.length === 0 && previousId === undefined) {
+    return fail('userId', `no identity key of this workspace is present (keys: ${opts.model.identity.keys.map((k) => k.name).join(', ')})`);
+  }
+  const event: ProfileEvent = {
+    source: opts.source,
+    messageId,
+    type: t,
+    name,
+    ts,
+    receivedAt,
+    identities,
+    payload: JSON.stringify(message),
+  };
+  if (previousId !== undefined) event.previousId = previousId;
+  if (t === 'identify' && cleanTraits) event.traits = cleanTraits;
+  if (properties) event.properties = properties;
+  if (consent && consent.length > 0) event.consent = consent;
+  return { ok: true, event };
+}
+
+const STATUSES = ['granted', 'denied', 'withdrawn'] as const;
+
+function checkPurpose(model: WorkspaceModel, purpose: string, path: string): ItemError | undefined {
+  if (model.consent.purposes.size === 0 || model.consent.purposes.has(purpose)) return undefined;
+  const guess = closest(purpose, model.consent.purposes.keys());
+  return itemError('CAIRN_ERR_UNKNOWN_PURPOSE', { purpose, suggestion: `${guess ? ` — did you mean "${guess}"?` : ''} (at ${path})` });
+}
+
+/** Reads consent given as { purpose: { channel: status } }, { purpose: status } or a list of entries. */
+export function readConsent(v: unknown, model: WorkspaceModel, path: string): { entries: ConsentInput[] } | { error: ItemError } {
+  const bad = (where: string, reason: string) => ({ error: itemError('CAIRN_ERR_INVALID_CONSENT', { path: where, reason }) });
+  const entries: ConsentInput[] = [];
+  const push = (purpose: string, channel: string, status: unknown, wording: unknown, where: string) => {
+    if (typeof status !== 'string' || !(STATUSES as readonly string[]).includes(status)) return bad(where, `status must be granted, denied or withdrawn`);
+    if (wording !== undefined && wording !== null && typeof wording !== 'string') return bad(where, 'wording_version must be a string');
+    const err = checkPurpose(model, purpose, where);
+    if (err) return { error: err };
+    entries.push({ purpose, channel, status: status as ConsentInput['status'], wordingVersion: typeof wording === 'string' ? wording : null });
+    return undefined;
+  };
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const e = v[i];
+      const where = `${path}.${i}`;
+      if (!isObject(e) || typeof e.purpose !== 'string') return bad(where, 'expected { purpose, channel, status }');
+      const channel = e.channel === undefined ? '*' : e.channel;
+      if (typeof channel !== 'string') return bad(where, 'channel must be a string');
+      const r = push(e.purpose, channel, e.status, e.wording_version ?? e.wordingVersion, where);
+      if (r) return r;
+    }
+    return { entries };
+  }
+  if (!isObject(v)) return bad(path, 'expected an object or a list');
+  for (const [purpose, val] of Object.entries(v)) {
+    const where = `${path}.${purpose}`;
+    if (typeof val === 'string') {
+      const r = push(purpose, '*', val, undefined, where);
+      if (r) return r;
+    } else if (isObject(val)) {
+      for (const [channel, status] of Object.entries(val)) {
+        if (channel === 'wording_version') continue;
+        const r = push(purpose, channel, status, val.wording_version, `${where}.${channel}`);
+        if (r) return r;
+      }
+    } else return bad(where, 'expected a status or { channel: status }');
+  }
+  return { entries };
+}
+
+function readCategoryPreferences(prefs: Record<string, unknown>, model: WorkspaceModel): { entries: ConsentInput[] } | { error: ItemError } {
+  const entries: ConsentInput[] = [];
+  for (const [category, granted] of Object.entries(prefs)) {
+    if (typeof granted !== 'boolean') return { error: itemError('CAIRN_ERR_INVALID_CONSENT', { path: `context.consent.categoryPreferences.${category}`, reason: 'expected true or false' }) };
+    const purpose = model.consent.categoryMap[category] ?? [...model.consent.purposes.keys()].find((p) => p.toLowerCase() === category.toLowerCase());
+    if (purpose === undefined) continue; // categories the workspace does not map are not purposes it records
+    entries.push({ purpose, channel: '*', status: granted ? 'granted' : 'denied', wordingVersion: null });
+  }
+  return { entries };
+}

@@ -1,0 +1,1 @@
+export { demoMessages, seedDemo, rng } from './demo.js';

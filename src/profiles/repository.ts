@@ -1,0 +1,339 @@
+import { sql } from 'kysely';
+import { chunkRows, type Store, type Trx, type Db } from '../store/index.js';
+import { CairnError, uuidv7 } from '../core/index.js';
+import type { WorkspaceModel } from '../blueprint/index.js';
+import { ProfileUnit, type ProfileEvent, type ProfileRow } from './unit.js';
+import { identityKey, type Identity } from './identity.js';
+import { traitValues, type Traits } from './traits.js';
+import { computedValues, applyEvent, type ComputedState } from './computed.js';
+import { currentConsent, type ConsentEntry, type ConsentState, type ConsentInput } from './consent.js';
+
+type CustomerRecord = { id: string; created_at: number; updated_at: number; merged_into: string | null; traits: string; computed: string; first_seen: number; last_seen: number };
+
+function toRow(r: CustomerRecord): ProfileRow {
+  return {
+    id: r.id,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    mergedInto: r.merged_into,
+    traits: JSON.parse(r.traits) as Traits,
+    computed: JSON.parse(r.computed) as Record<string, ComputedState>,
+    firstSeen: Number(r.first_seen),
+    lastSeen: Number(r.last_seen),
+    identities: new Set(),
+  };
+}
+
+/**
+ * Applies a batch of events to the profiles of one workspace inside an open transaction: loads
+ * the identities and profiles the batch touches, runs the ProfileUnit in memory, and writes the
+ * result with a handful of multi-row statements (no per-event round trips).
+ */
+export async function applyProfileEvents(trx: Trx, store: Store, workspaceId: string, model: WorkspaceModel, events: readonly ProfileEvent[], now: number): Promise<ProfileUnit> {
+  const unit = new ProfileUnit(model, now);
+  const maxP = store.dialect.capabilities.maxParameters;
+
+  // 1. Identities the batch names, and the profiles that own them.
+  const wanted = new Map<string, Identity>();
+  const directIds = new Set<string>();
+  for (const e of events) {
+    for (const i of ProfileUnit.lookupKeys(e)) wanted.set(identityKey(i.kind, i.value), i);
+    if (e.customerId !== undefined) directIds.add(e.customerId);
+  }
+  const ownerIds = new Set<string>(directIds);
+  if (wanted.size > 0) {
+    const kinds = [...new Set([...wanted.values()].map((i) => i.kind))];
+    for (const chunk of chunkRows([...new Set([...wanted.values()].map((i) => i.value))], 1, maxP - kinds.length - 1)) {
+      const rows = await trx.selectFrom('identities').select(['kind', 'value', 'customer_id']).where('workspace_id', '=', workspaceId).where('kind', 'in', kinds).where('value', 'in', chunk).execute();
+      for (const r of rows) if (wanted.has(identityKey(r.kind, r.value))) ownerIds.add(r.customer_id);
+    }
+  }
+  // 2. Those profiles (following merge pointers for direct writes) and all their identities.
+  let toLoad = [...ownerIds];
+  while (toLoad.length > 0) {
+    const next: string[] = [];
+    for (const chunk of chunkRows(toLoad, 1, maxP - 1)) {
+      const rows = await trx.selectFrom('customers').selectAll().where('workspace_id', '=', workspaceId).where('id', 'in', chunk).execute();
+      const idRows = await trx.selectFrom('identities').select(['kind', 'value', 'customer_id']).where('workspace_id', '=', workspaceId).where('customer_id', 'in', chunk).execute();
+      const byCustomer = new Map<string, { kind: string; value: string }[]>();
+      for (const r of idRows) {
+        const list = byCustomer.get(r.customer_id) ?? [];
+        list.push(r);
+        byCustomer.set(r.customer_id, list);
+      }
+      for (const r of rows) {
+        const row = toRow(r);
+        unit.addLoaded(row, byCustomer.get(row.id) ?? []);
+        if (row.mergedInto !== null && !unit.profiles.has(row.mergedInto)) next.push(row.mergedInto);
+      }
+    }
+    toLoad = next;
+  }
+
+  // 3. Apply in arrival order.
+  for (const e of events) unit.apply(e);
+
+  // 4. Write back.
+  await saveUnit(trx, store, workspaceId, unit);
+  return unit;
+}
+
+async function saveUnit(trx: Trx, store: Store, workspaceId: string, unit: ProfileUnit): Promise<void> {
+  const maxP = store.dialect.capabilities.maxParameters;
+  const fin = (id: string): string => unit.finalId(id);
+
+  const customers = [...unit.dirty].map((c) => ({
+    workspace_id: workspaceId,
+    id: c.id,
+    created_at: c.createdAt,
+    updated_at: c.updatedAt,
+    merged_into: c.mergedInto === null ? null : fin(c.mergedInto),
+    traits: JSON.stringify(c.traits),
+    computed: JSON.stringify(c.computed),
+    first_seen: c.firstSeen,
+    last_seen: c.lastSeen,
+  }));
+  for (const chunk of chunkRows(customers, 9, maxP)) {
+    await trx
+      .insertInto('customers')
+      .values(chunk)
+      .onConflict((oc) =>
+        oc.columns(['workspace_id', 'id']).doUpdateSet((eb) => ({
+          updated_at: eb.ref('excluded.updated_at'),
+          merged_into: eb.ref('excluded.merged_into'),
+          traits: eb.ref('excluded.traits'),
+          computed: eb.ref('excluded.computed'),
+          first_seen: eb.ref('excluded.first_seen'),
+          last_seen: eb.ref('excluded.last_seen'),
+        })),
+      )
+      .execute();
+  }
+
+  // Merges: everything the loser owned now belongs to the survivor. Rows written in this batch
+  // already carry final ids; these statements move what was stored before.
+  for (const loser of unit.merges.keys()) {
+    const winner = fin(loser);
+    await trx.updateTable('identities').set({ customer_id: winner }).where('workspace_id', '=', workspaceId).where('customer_id', '=', loser).execute();
+    await trx.updateTable('events').set({ customer_id: winner }).where('workspace_id', '=', workspaceId).where('customer_id', '=', loser).execute();
+    await trx.updateTable('consent').set({ customer_id: winner }).where('workspace_id', '=', workspaceId).where('customer_id', '=', loser).execute();
+    await trx.updateTable('customers').set({ merged_into: winner }).where('workspace_id', '=', workspaceId).where('merged_into', '=', loser).execute();
+  }
+
+  const identities = [...unit.newIdentities.values()].map((i) => ({ workspace_id: workspaceId, kind: i.kind, value: i.value, customer_id: fin(i.customer.id), created_at: unit.now }));
+  for (const chunk of chunkRows(identities, 5, maxP)) await trx.insertInto('identities').values(chunk).execute();
+
+  const events = unit.events.map((p) => ({
+    workspace_id: workspaceId,
+    customer_id: fin(p.customer.id),
+    id: p.id,
+    source: p.event.source,
+    message_id: p.event.messageId,
+    type: p.event.type,
+    name: p.event.name,
+    ts: p.event.ts,
+    received_at: p.event.receivedAt,
+    payload: p.event.payload,
+  }));
+  for (const chunk of chunkRows(events, 10, maxP)) await trx.insertInto('events').values(chunk).execute();
+
+  const consent = unit.consent.map((c) => ({
+    workspace_id: workspaceId,
+    customer_id: fin(c.customer.id),
+    id: c.id,
+    purpose: c.input.purpose,
+    channel: c.input.channel,
+    status: c.input.status,
+    source: c.event.source,
+    occurred_at: c.event.ts,
+    wording_version: c.input.wordingVersion,
+    recorded_at: c.event.receivedAt,
+    message_id: c.event.messageId,
+  }));
+  for (const chunk of chunkRows(consent, 11, maxP)) await trx.insertInto('consent').values(chunk).execute();
+
+  const log = unit.log.map((l) => ({ workspace_id: workspaceId, id: l.id, outcome: l.outcome, customer_id: fin(l.customerId), other_id: l.otherId, detail: l.detail, message_id: l.messageId, at: l.at }));
+  for (const chunk of chunkRows(log, 8, maxP)) await trx.insertInto('identity_log').values(chunk).execute();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+export interface Profile {
+  id: string;
+  workspaceId: string;
+  createdAt: string;
+  updatedAt: string;
+  firstSeen: string;
+  lastSeen: string;
+  /** Ids of profiles merged into this one. */
+  mergedFrom: string[];
+  identities: Identity[];
+  traits: Record<string, unknown>;
+  traitSources: Record<string, { source: string; at: string }>;
+  computed: Record<string, unknown>;
+  consent: ConsentState[];
+}
+
+export interface TimelineEntry {
+  id: string;
+  type: string;
+  name: string | null;
+  source: string;
+  messageId: string;
+  timestamp: string;
+  receivedAt: string;
+  message: unknown;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+/** Finds the live profile id for a customer id (following merges) or an identity. */
+export async function findCustomerId(db: Db, workspaceId: string, ref: { id: string } | Identity): Promise<string | undefined> {
+  let id: string | undefined;
+  if ('id' in ref) id = ref.id;
+  else {
+    const row = await db.selectFrom('identities').select('customer_id').where('workspace_id', '=', workspaceId).where('kind', '=', ref.kind).where('value', '=', ref.value).executeTakeFirst();
+    id = row?.customer_id;
+  }
+  for (let hops = 0; id !== undefined && hops < 100; hops++) {
+    const row = await db.selectFrom('customers').select(['id', 'merged_into']).where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
+    if (!row) return undefined;
+    if (row.merged_into === null) return row.id;
+    id = row.merged_into;
+  }
+  return undefined;
+}
+
+export async function getProfile(db: Db, workspaceId: string, model: WorkspaceModel, customerId: string, now: number): Promise<Profile | undefined> {
+  const row = await db.selectFrom('customers').selectAll().where('workspace_id', '=', workspaceId).where('id', '=', customerId).executeTakeFirst();
+  if (!row) return undefined;
+  const [ids, merged, consent] = await Promise.all([
+    db.selectFrom('identities').select(['kind', 'value']).where('workspace_id', '=', workspaceId).where('customer_id', '=', customerId).execute(),
+    db.selectFrom('customers').select('id').where('workspace_id', '=', workspaceId).where('merged_into', '=', customerId).execute(),
+    getConsentLedger(db, workspaceId, customerId),
+  ]);
+  const p = toRow(row);
+  const precedence = (k: string): number => model.identity.byName.get(k)?.precedence ?? 999;
+  return {
+    id: p.id,
+    workspaceId,
+    createdAt: new Date(p.createdAt).toISOString(),
+    updatedAt: new Date(p.updatedAt).toISOString(),
+    firstSeen: new Date(p.firstSeen).toISOString(),
+    lastSeen: new Date(p.lastSeen).toISOString(),
+    mergedFrom: merged.map((m) => m.id).sort(),
+    identities: ids.map((i) => ({ kind: i.kind, value: i.value })).sort((a, b) => precedence(a.kind) - precedence(b.kind) || a.kind.localeCompare(b.kind) || a.value.localeCompare(b.value)),
+    traits: traitValues(p.traits),
+    traitSources: Object.fromEntries(Object.entries(p.traits).map(([k, t]) => [k, { source: t.src, at: new Date(t.ts).toISOString() }])),
+    computed: computedValues(model.computed, p.computed, now),
+    consent: currentConsent(consent),
+  };
+}
+
+export async function getConsentLedger(db: Db, workspaceId: string, customerId: string): Promise<ConsentEntry[]> {
+  const rows = await db.selectFrom('consent').selectAll().where('workspace_id', '=', workspaceId).where('customer_id', '=', customerId).orderBy('occurred_at').orderBy('recorded_at').orderBy('id').execute();
+  return rows.map((r) => ({
+    id: r.id,
+    purpose: r.purpose,
+    channel: r.channel,
+    status: r.status,
+    source: r.source,
+    occurredAt: Number(r.occurred_at),
+    recordedAt: Number(r.recorded_at),
+    wordingVersion: r.wording_version,
+    messageId: r.message_id,
+  }));
+}
+
+function encodeCursor(ts: number, id: string): string {
+  return Buffer.from(JSON.stringify([ts, id])).toString('base64url');
+}
+function decodeCursor(cursor: string): [number, string] {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && typeof v[0] === 'number' && typeof v[1] === 'string') return [v[0], v[1]];
+  } catch {
+    // fall through
+  }
+  throw new CairnError('CAIRN_ERR_BAD_CURSOR', { cursor });
+}
+
+/** The customer's timeline, newest first, keyset-paged by (event time, id). */
+export async function getTimeline(db: Db, workspaceId: string, customerId: string, opts: { limit: number; cursor?: string; source?: string; type?: string }): Promise<Page<TimelineEntry>> {
+  let q = db.selectFrom('events').selectAll().where('workspace_id', '=', workspaceId).where('customer_id', '=', customerId);
+  if (opts.cursor) {
+    const [ts, id] = decodeCursor(opts.cursor);
+    q = q.where((eb) => eb.or([eb('ts', '<', ts), eb.and([eb('ts', '=', ts), eb('id', '<', id)])]));
+  }
+  if (opts.source) q = q.where('source', '=', opts.source);
+  if (opts.type) q = q.where('type', '=', opts.type);
+  const rows = await q.orderBy('ts', 'desc').orderBy('id', 'desc').limit(opts.limit + 1).execute();
+  const page = rows.slice(0, opts.limit);
+  const last = page[page.length - 1];
+  return {
+    items: page.map((r) => ({
+      id: r.id,
+      type: r.type,
+      name: r.name,
+      source: r.source,
+      messageId: r.message_id,
+      timestamp: new Date(Number(r.ts)).toISOString(),
+      receivedAt: new Date(Number(r.received_at)).toISOString(),
+      message: JSON.parse(r.payload) as unknown,
+    })),
+    nextCursor: rows.length > opts.limit && last ? encodeCursor(Number(last.ts), last.id) : null,
+  };
+}
+
+export async function getIdentityLog(db: Db, workspaceId: string, customerId: string): Promise<{ id: string; outcome: string; customerId: string; otherId: string | null; detail: string; messageId: string | null; at: string }[]> {
+  const rows = await db
+    .selectFrom('identity_log')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .where((eb) => eb.or([eb('customer_id', '=', customerId), eb('other_id', '=', customerId)]))
+    .orderBy('at')
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => ({ id: r.id, outcome: r.outcome, customerId: r.customer_id, otherId: r.other_id, detail: r.detail, messageId: r.message_id, at: new Date(Number(r.at)).toISOString() }));
+}
+
+/**
+ * Rebuilds every computed trait of a workspace (or one customer) from the timeline. Gives the same
+ * values as the incremental path; use it after changing a definition.
+ */
+export async function recomputeComputedTraits(store: Store, workspaceId: string, model: WorkspaceModel, now: number, opts: { customerId?: string; onProgress?: (done: number) => void } = {}): Promise<number> {
+  let after = '';
+  let done = 0;
+  for (;;) {
+    let q = store.db.selectFrom('customers').select('id').where('workspace_id', '=', workspaceId).where('merged_into', 'is', null).where('id', '>', after);
+    if (opts.customerId) q = q.where('id', '=', opts.customerId);
+    const ids = (await q.orderBy('id').limit(500).execute()).map((r) => r.id);
+    if (ids.length === 0) break;
+    await store.transaction(async (trx) => {
+      const events = await trx.selectFrom('events').select(['customer_id', 'type', 'name', 'ts', 'payload']).where('workspace_id', '=', workspaceId).where('customer_id', 'in', ids).orderBy('customer_id').orderBy('ts').orderBy('id').execute();
+      const states = new Map<string, Record<string, ComputedState>>(ids.map((id) => [id, {}]));
+      for (const e of events) {
+        const msg = JSON.parse(e.payload) as { properties?: Record<string, unknown> };
+        applyEvent(model.computed, states.get(e.customer_id) as Record<string, ComputedState>, { type: e.type, name: e.name, ts: Number(e.ts), properties: msg.properties }, now);
+      }
+      for (const [id, state] of states) {
+        await trx.updateTable('customers').set({ computed: JSON.stringify(state) }).where('workspace_id', '=', workspaceId).where('id', '=', id).execute();
+      }
+    });
+    done += ids.length;
+    opts.onProgress?.(done);
+    after = ids[ids.length - 1] as string;
+    if (opts.customerId) break;
+  }
+  return done;
+}
+
+export async function countProfiles(db: Db, workspaceId: string): Promise<number> {
+  const r = await db.selectFrom('customers').select(sql<number>`count(*)`.as('n')).where('workspace_id', '=', workspaceId).where('merged_into', 'is', null).executeTakeFirst();
+  return Number(r?.n ?? 0);
+}
+

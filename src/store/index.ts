@@ -1,0 +1,3 @@
+export { openStore, chunkRows, type Store, type Db, type Trx, type OpenStoreOptions } from './store.js';
+export type * from './schema.js';
+export type { DialectInfo, DialectCapabilities } from './dialects/types.js';

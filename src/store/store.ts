@@ -1,0 +1,77 @@
+import { Kysely, Migrator, sql, type Transaction } from 'kysely';
+import { resolve } from 'node:path';
+import { CairnError } from '../core/index.js';
+import type { Database } from './schema.js';
+import type { DialectInfo } from './dialects/types.js';
+import { createSqliteDialect } from './dialects/sqlite/sqlite-dialect.js';
+import { createPostgresDialect } from './dialects/postgres/postgres-dialect.js';
+import { migrationProvider } from './migrations/index.js';
+
+export type Db = Kysely<Database>;
+export type Trx = Transaction<Database>;
+
+export interface Store {
+  readonly db: Db;
+  readonly dialect: DialectInfo;
+  /**
+   * Runs `fn` in one transaction. `lockKeys` serialize work across processes on engines with
+   * advisory locks (taken in sorted order, so two units never deadlock on them); on SQLite the
+   * single writer already serializes.
+   */
+  transaction<T>(fn: (trx: Trx) => Promise<T>, lockKeys?: readonly string[]): Promise<T>;
+  migrate(): Promise<string[]>;
+  destroy(): Promise<void>;
+}
+
+export interface OpenStoreOptions {
+  sqliteSynchronous?: 'FULL' | 'NORMAL';
+  maxConnections?: number;
+}
+
+/** Opens storage from a URL: a file path, `sqlite:PATH`, `:memory:`, or `postgres://…`. */
+export function openStore(url: string, opts: OpenStoreOptions = {}): Store {
+  let made: { dialect: ConstructorParameters<typeof Kysely<Database>>[0]['dialect']; info: DialectInfo };
+  if (/^postgres(ql)?:\/\//i.test(url)) {
+    const pg = createPostgresDialect({ url, ...(opts.maxConnections ? { maxConnections: opts.maxConnections } : {}) });
+    made = { dialect: pg.dialect, info: pg.info };
+  } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    throw new CairnError('CAIRN_ERR_DATABASE_URL', { url });
+  } else {
+    const path = url.replace(/^sqlite:(\/\/)?/i, '');
+    made = createSqliteDialect({ path: path === ':memory:' ? path : resolve(path), synchronous: opts.sqliteSynchronous ?? 'FULL' });
+  }
+  const db = new Kysely<Database>({ dialect: made.dialect });
+  const info = made.info;
+
+  return {
+    db,
+    dialect: info,
+    async transaction<T>(fn: (trx: Trx) => Promise<T>, lockKeys: readonly string[] = []): Promise<T> {
+      return db.transaction().execute(async (trx) => {
+        if (info.capabilities.supportsAdvisoryLocks && lockKeys.length > 0) {
+          for (const key of [...new Set(lockKeys)].sort()) {
+            await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`.execute(trx);
+          }
+        }
+        return fn(trx);
+      });
+    },
+    async migrate(): Promise<string[]> {
+      const migrator = new Migrator({ db, provider: migrationProvider, migrationTableName: 'cairn_migrations', migrationLockTableName: 'cairn_migrations_lock' });
+      const { error, results } = await migrator.migrateToLatest();
+      if (error) throw error instanceof Error ? error : new Error(String(error));
+      return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+    },
+    async destroy(): Promise<void> {
+      await db.destroy();
+    },
+  };
+}
+
+/** Splits rows so that one multi-row statement stays under the engine's bind-parameter limit. */
+export function chunkRows<T>(rows: readonly T[], columns: number, maxParameters: number): T[][] {
+  const per = Math.max(1, Math.floor(maxParameters / Math.max(1, columns)));
+  const out: T[][] = [];
+  for (let i = 0; i < rows.length; i += per) out.push(rows.slice(i, i + per));
+  return out;
+}
