@@ -33,6 +33,14 @@ export async function createRuntime(config: Config, opts: { clock?: Clock; log?:
   const keys = new KeyResolver(store.db, clock);
   const pipeline = new IngestPipeline(store, workspaces, clock, log, { maxBatch: config.ingestMaxBatch, dedupeWindowMs: config.dedupeWindowMs });
   pipeline.events.on('listener:error', ({ event, error }) => log.error({ err: error, event }, 'lifecycle listener failed'));
+  // Refused merges are not errors for the sender, but an operator should see them: a limit hit
+  // usually means a shared device or a bad identifier in a source.
+  pipeline.events.on('ingest:committed', ({ workspaceId, unit }) => {
+    for (const l of unit.log) {
+      if (l.outcome === 'refused_limit') log.warn({ workspaceId, customerId: l.customerId, otherId: l.otherId, messageId: l.messageId, detail: l.detail }, 'identity limit reached');
+      else if (l.outcome === 'refused_conflict') log.info({ workspaceId, customerId: l.customerId, otherId: l.otherId, messageId: l.messageId, detail: l.detail }, 'merge refused: unique identity conflict');
+    }
+  });
   return {
     config,
     clock,
