@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isMap, isPair, isScalar, type Node, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, isNode, visit, type Node, type Document, type YAMLError } from 'yaml';
 import { Compile } from 'typebox/compile';
 import { CairnError, closest, parseDuration, type ErrorCode } from '../core/index.js';
 import { Blueprint } from './schema.js';
@@ -89,14 +89,68 @@ function pointerToPath(pointer: string): (string | number)[] {
     .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
 }
 
-/** Allowed keys of the schema object at a data path (for "did you mean"). */
-function allowedKeysAt(schemaPath: string): string[] {
+/** The schema node at a schema path such as `#/properties/sources/items`. */
+function schemaAt(schemaPath: string): unknown {
   let node: unknown = Blueprint;
   for (const seg of schemaPath.replace(/^#\/?/, '').split('/').filter(Boolean)) {
-    if (node && typeof node === 'object') node = (node as Record<string, unknown>)[seg];
+    if (node && typeof node === 'object') node = (node as Record<string, unknown>)[seg.replace(/~1/g, '/').replace(/~0/g, '~')];
   }
+  return node;
+}
+
+/** Allowed keys of the schema object at a data path (for "did you mean"). */
+function allowedKeysAt(schemaPath: string): string[] {
+  const node = schemaAt(schemaPath);
   const props = node && typeof node === 'object' ? (node as { properties?: Record<string, unknown> }).properties : undefined;
   return props ? Object.keys(props) : [];
+}
+
+/** `computed_traits[0].kind` for the path ['computed_traits', 0, 'kind']. */
+function formatPath(path: readonly (string | number)[]): string {
+  return path.length ? path.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('') : 'blueprint';
+}
+
+function valueAt(value: unknown, path: readonly (string | number)[]): unknown {
+  let v = value;
+  for (const seg of path) v = v && typeof v === 'object' ? (v as Record<string | number, unknown>)[seg] : undefined;
+  return v;
+}
+
+/**
+ * Why a value matches no branch of a union: for a list of literals (`kind: cout`), the allowed
+ * values and the closest one; otherwise the kinds of value accepted.
+ */
+function describeUnionMismatch(union: unknown, value: unknown): string {
+  const branches = union && typeof union === 'object' ? ((union as { anyOf?: unknown[] }).anyOf ?? []) : [];
+  const literals = branches.map((b) => (b && typeof b === 'object' && 'const' in b ? (b as { const: unknown }).const : undefined));
+  if (literals.length > 0 && literals.every((l) => l !== undefined)) {
+    const allowed = literals.map((l) => String(l));
+    const guess = typeof value === 'string' ? closest(value, allowed) : undefined;
+    return `${JSON.stringify(value)} is not allowed${guess ? ` — did you mean "${guess}"?` : ''} (allowed: ${allowed.join(', ')})`;
+  }
+  const kinds = branches.map((b) => (b && typeof b === 'object' ? String((b as { type?: unknown }).type ?? 'a matching value') : 'a matching value'));
+  return `expected ${[...new Set(kinds)].join(' or ')}`;
+}
+
+/**
+ * The parser notices an unclosed quote or flow collection only where it runs out of input; point at
+ * the quote or bracket that opened it instead.
+ */
+function openingOffset(doc: Document, source: string, err: YAMLError): number {
+  const offset = err.pos[0];
+  const want = /closing .?quote/i.test(err.message) ? 'quote' : /^flow (sequence|map)/i.exec(err.message)?.[1]?.toLowerCase();
+  if (!want) return offset;
+  let best: number | undefined;
+  visit(doc, (_key, node) => {
+    if (!isNode(node) || !node.range || node.range[0] >= offset) return;
+    const text = source.slice(node.range[0], node.range[1]).trimEnd();
+    let open = false;
+    if (want === 'quote') open = isScalar(node) && (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') && (text.length < 2 || !text.endsWith(text.charAt(0)));
+    else if (want === 'sequence') open = isSeq(node) && node.flow === true && !text.endsWith(']');
+    else open = isMap(node) && node.flow === true && !text.endsWith('}');
+    if (open && (best === undefined || node.range[0] > best)) best = node.range[0];
+  });
+  return best ?? offset;
 }
 
 function describeSchemaError(e: { keyword: string; message: string; params: Record<string, unknown>; schemaPath: string }): string {
@@ -129,7 +183,7 @@ export function parseBlueprint(source: string, file = 'blueprint.yaml'): LoadedB
   const locator = new BlueprintLocator(file, source, doc, lc);
   const issues: BlueprintIssue[] = [];
   for (const err of doc.errors) {
-    const offset = err.pos[0];
+    const offset = openingOffset(doc, source, err);
     const { line, col } = lc.linePos(offset);
     issues.push({ code: 'CAIRN_ERR_BLUEPRINT_YAML', file, line, column: col, message: err.message.split('\n')[0] ?? err.message, frame: codeFrame(source, line, col) });
   }
@@ -161,8 +215,10 @@ export function parseBlueprint(source: string, file = 'blueprint.yaml'): LoadedB
       seen.add(err.instancePath);
       seen.add(id);
       const path = pointerToPath(err.instancePath);
-      const where = path.length ? path.join('.') : 'blueprint';
-      const msg = err.keyword === 'anyOf' ? `${where}: not one of the allowed values` : `${where}: ${describeSchemaError(err)}`;
+      const where = formatPath(path);
+      // A union reports each branch that failed, then itself; describe the union once.
+      const unionPath = err.keyword === 'anyOf' ? err.schemaPath : /^(.*)\/anyOf\/\d+$/.exec(err.schemaPath)?.[1];
+      const msg = unionPath !== undefined ? `${where}: ${describeUnionMismatch(schemaAt(unionPath), valueAt(value, path))}` : `${where}: ${describeSchemaError(err)}`;
       issues.push(locator.issue('CAIRN_ERR_BLUEPRINT_SCHEMA', path, msg));
     }
     if (issues.length === 0) issues.push(locator.issue('CAIRN_ERR_BLUEPRINT_SCHEMA', [], 'the blueprint does not match the schema'));
@@ -177,15 +233,15 @@ const PRESETS = PRESET_NAMES;
 
 function checkReferences(bp: Blueprint, loc: BlueprintLocator): void {
   const issues: BlueprintIssue[] = [];
-  const dup = (list: { name: string }[] | undefined, section: string): void => {
+  const dup = (list: { name: string }[] | undefined, ...at: string[]): void => {
     const seen = new Map<string, number>();
     list?.forEach((item, i) => {
-      if (seen.has(item.name)) issues.push(loc.issue('CAIRN_ERR_BLUEPRINT_REFERENCE', [section, i, 'name'], `${section}: "${item.name}" is declared twice (first at item ${(seen.get(item.name) ?? 0) + 1})`));
+      if (seen.has(item.name)) issues.push(loc.issue('CAIRN_ERR_BLUEPRINT_REFERENCE', [...at, i, 'name'], `${at.join('.')}: "${item.name}" is declared twice (first at item ${(seen.get(item.name) ?? 0) + 1})`));
       seen.set(item.name, i);
     });
   };
-  dup(bp.identity?.keys, 'identity');
-  dup(bp.consent?.purposes, 'consent');
+  dup(bp.identity?.keys, 'identity', 'keys');
+  dup(bp.consent?.purposes, 'consent', 'purposes');
   dup(bp.sources, 'sources');
   dup(bp.computed_traits, 'computed_traits');
 

@@ -7,6 +7,7 @@ import { findCustomerId, getProfile, getTimeline, parseIdentity } from '../profi
 import { loadBlueprintFile } from '../blueprint/index.js';
 import { serve } from './serve.js';
 import { registerImport } from './import.js';
+import { registerSchemaCommand } from './docs-gen.js';
 
 /**
  * `cairn` — thin commands over the domains: parse arguments, call, print. Errors print their code
@@ -146,6 +147,7 @@ export async function main(argv: string[]): Promise<void> {
     );
 
   registerImport(program, withRuntime);
+  registerSchemaCommand(program);
 
   try {
     await program.parseAsync(argv);

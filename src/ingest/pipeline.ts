@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { CairnError, EventBus, type Clock } from '../core/index.js';
 import type { Store, Trx } from '../store/index.js';
 import type { WorkspaceRegistry } from '../governance/index.js';
-import { applyProfileEvents, type ProfileEvent, type ProfileUnit } from '../profiles/index.js';
+import { applyProfileEvents, profileLockKey, type ProfileEvent, type ProfileUnit } from '../profiles/index.js';
 
 export type ItemOutcome = 'accepted' | 'duplicate';
 
@@ -133,7 +133,7 @@ export class IngestPipeline {
         const unit = await applyProfileEvents(trx, this.store, ws, (models.get(ws) as { model: Parameters<typeof applyProfileEvents>[3] }).model, events, now);
         committed.push({ workspaceId: ws, accepted: fresh.length, duplicates: items.length - fresh.length, unit });
       }
-    }, [...byWorkspace.keys()].map((ws) => `ingest:${ws}`));
+    }, [...byWorkspace.keys()].map(profileLockKey));
 
     for (const c of committed) this.events.emit('ingest:committed', c);
     return outcomes;

@@ -44,19 +44,49 @@ function fail(path: string, reason: string): Normalized {
   return { ok: false, error: itemError('CAIRN_ERR_INVALID_EVENT', { path, reason }) };
 }
 
+/**
+ * Text that storage would refuse or silently alter: NUL (PostgreSQL text cannot hold it) and
+ * unpaired UTF-16 surrogates (both become U+FFFD in UTF-8, so two different ids would collide).
+ * Checked on every value that is stored or looked up as a column: ids, names, consent keys.
+ */
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+export function isStorableText(s: string): boolean {
+  return !UNSTORABLE.test(s);
+}
+const UNSTORABLE_REASON = 'contains a NUL character or an unpaired surrogate';
+
 function readId(v: unknown): string | undefined | null {
   if (v === undefined || v === null || v === '') return undefined;
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-  if (typeof v === 'string' && v.length <= MAX_ID) return v;
+  if (typeof v === 'string' && v.length <= MAX_ID && isStorableText(v)) return v;
   return null;
 }
 
-/** ISO-8601 date-time → ms; undefined when absent; null when malformed. */
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(?:(Z)|([+-])(\d{2}):?(\d{2}))?)?$/;
+
+/**
+ * ISO-8601 date-time → ms; undefined when absent; null when malformed. Parsed by hand rather than
+ * with Date.parse, which rolls impossible dates over (Feb 30 → Mar 2, 24:00 → next day) and reads
+ * a date-time without a zone in the server's local time; here a missing zone means UTC.
+ */
 function readTime(v: unknown): number | undefined | null {
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string' || v.length > 64 || !/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(v)) return null;
-  const t = Date.parse(v);
-  return Number.isFinite(t) ? t : null;
+  if (typeof v !== 'string' || v.length > 64) return null;
+  const m = ISO_TIME.exec(v);
+  if (!m) return null;
+  const n = (i: number): number => (m[i] === undefined ? 0 : Number(m[i]));
+  const [year, month, day, hour, minute, second] = [n(1), n(2), n(3), n(4), n(5), n(6)];
+  const daysInMonth = new Date(Date.UTC(2000, month, 0)).getUTCDate() + (month === 2 && !(year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) ? -1 : 0);
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) return null;
+  const offHours = n(10);
+  const offMinutes = n(11);
+  if (offHours > 23 || offMinutes > 59) return null;
+  const ms = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'));
+  const d = new Date(0);
+  d.setUTCFullYear(year, month - 1, day); // not Date.UTC, which maps years 0–99 to 1900–1999
+  d.setUTCHours(hour, minute, second, ms);
+  const offset = m[9] === undefined ? 0 : (m[9] === '-' ? -1 : 1) * (offHours * 60 + offMinutes) * 60_000;
+  return d.getTime() - offset;
 }
 
 function optObject(msg: Record<string, unknown>, key: string): Record<string, unknown> | undefined | null {
@@ -77,11 +107,11 @@ export function normalizeMessage(raw: unknown, opts: NormalizeOptions): Normaliz
   if (bytes > MAX_EVENT_BYTES) return { ok: false, error: itemError('CAIRN_ERR_EVENT_TOO_LARGE', { size: bytes, limit: MAX_EVENT_BYTES }) };
 
   const userId = readId(raw.userId);
-  if (userId === null) return fail('userId', `expected a string of at most ${MAX_ID} characters or a number`);
+  if (userId === null) return fail('userId', `expected a string of at most ${MAX_ID} characters or a number (no NUL or unpaired surrogates)`);
   const anonymousId = readId(raw.anonymousId);
-  if (anonymousId === null) return fail('anonymousId', `expected a string of at most ${MAX_ID} characters or a number`);
+  if (anonymousId === null) return fail('anonymousId', `expected a string of at most ${MAX_ID} characters or a number (no NUL or unpaired surrogates)`);
   const messageIdIn = readId(raw.messageId);
-  if (messageIdIn === null) return fail('messageId', `expected a string of at most ${MAX_ID} characters`);
+  if (messageIdIn === null) return fail('messageId', `expected a string of at most ${MAX_ID} characters (no NUL or unpaired surrogates)`);
 
   const context = optObject(raw, 'context');
   if (context === null) return fail('context', 'expected an object');
@@ -98,12 +128,14 @@ export function normalizeMessage(raw: unknown, opts: NormalizeOptions): Normaliz
     case 'track': {
       if (typeof raw.event !== 'string' || raw.event.trim() === '') return fail('event', 'a track call needs the event name as a non-empty string');
       if (raw.event.length > 200) return fail('event', 'the event name is longer than 200 characters');
+      if (!isStorableText(raw.event)) return fail('event', `the event name ${UNSTORABLE_REASON}`);
       name = raw.event;
       break;
     }
     case 'page':
     case 'screen': {
       if (raw.name !== undefined && raw.name !== null && typeof raw.name !== 'string') return fail('name', 'expected a string');
+      if (typeof raw.name === 'string' && !isStorableText(raw.name)) return fail('name', UNSTORABLE_REASON);
       name = typeof raw.name === 'string' ? raw.name : null;
       break;
     }
@@ -179,6 +211,8 @@ export function normalizeMessage(raw: unknown, opts: NormalizeOptions): Normaliz
   message.receivedAt = new Date(receivedAt).toISOString();
 
   const identities = extractIdentities(opts.model, message);
+  const unstorable = identities.find((i) => !isStorableText(i.value));
+  if (unstorable) return fail(unstorable.kind, `the ${unstorable.kind} ${UNSTORABLE_REASON}`);
   if (identities.length === 0 && previousId === undefined) {
     return fail('userId', `no identity key of this workspace is present (keys: ${opts.model.identity.keys.map((k) => k.name).join(', ')})`);
   }
@@ -214,6 +248,7 @@ export function readConsent(v: unknown, model: WorkspaceModel, path: string): { 
   const push = (purpose: string, channel: string, status: unknown, wording: unknown, where: string) => {
     if (typeof status !== 'string' || !(STATUSES as readonly string[]).includes(status)) return bad(where, `status must be granted, denied or withdrawn`);
     if (wording !== undefined && wording !== null && typeof wording !== 'string') return bad(where, 'wording_version must be a string');
+    if (![purpose, channel, typeof wording === 'string' ? wording : ''].every(isStorableText)) return bad(where, `the purpose, channel or wording_version ${UNSTORABLE_REASON}`);
     const err = checkPurpose(model, purpose, where);
     if (err) return { error: err };
     entries.push({ purpose, channel, status: status as ConsentInput['status'], wordingVersion: typeof wording === 'string' ? wording : null });

@@ -27,13 +27,32 @@ export interface ConsentState {
   wordingVersion: string | null;
 }
 
-/** Latest entry per (purpose, channel) by when it happened; ties by when it was recorded, then id. */
+/** Protection order for decisions made at the same moment: a withdrawal outranks a denial, which outranks a grant. */
+const PROTECTIVE: Record<ConsentStatus, number> = { granted: 0, denied: 1, withdrawn: 2 };
+
+/**
+ * True when `b` replaces `a` as the current decision. Later event time wins. At equal event times
+ * the more protective status wins, then a total order on content (wording version, source), so
+ * the derived state never depends on arrival order; recording time and id only separate entries
+ * whose derived state is identical anyway.
+ */
+function supersedes(b: ConsentEntry, a: ConsentEntry): boolean {
+  if (b.occurredAt !== a.occurredAt) return b.occurredAt > a.occurredAt;
+  if (b.status !== a.status) return PROTECTIVE[b.status] > PROTECTIVE[a.status];
+  const bw = b.wordingVersion === null ? '' : `v${b.wordingVersion}`;
+  const aw = a.wordingVersion === null ? '' : `v${a.wordingVersion}`;
+  if (bw !== aw) return bw > aw;
+  if (b.source !== a.source) return b.source > a.source;
+  return b.recordedAt > a.recordedAt || (b.recordedAt === a.recordedAt && b.id > a.id);
+}
+
+/** Latest entry per (purpose, channel) by when it happened; see `supersedes` for ties. */
 export function currentConsent(entries: readonly ConsentEntry[]): ConsentState[] {
   const latest = new Map<string, ConsentEntry>();
   for (const e of entries) {
     const k = `${e.purpose}\u0000${e.channel}`;
     const cur = latest.get(k);
-    if (!cur || e.occurredAt > cur.occurredAt || (e.occurredAt === cur.occurredAt && (e.recordedAt > cur.recordedAt || (e.recordedAt === cur.recordedAt && e.id > cur.id)))) latest.set(k, e);
+    if (!cur || supersedes(e, cur)) latest.set(k, e);
   }
   return [...latest.values()]
     .sort((a, b) => a.purpose.localeCompare(b.purpose) || a.channel.localeCompare(b.channel))

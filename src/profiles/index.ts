@@ -6,6 +6,7 @@ export type { ComputedState } from './computed.js';
 export { currentConsent, hasConsent, type ConsentInput, type ConsentEntry, type ConsentState, type ConsentStatus } from './consent.js';
 export {
   applyProfileEvents,
+  profileLockKey,
   findCustomerId,
   getProfile,
   getTimeline,

@@ -25,6 +25,15 @@ function toRow(r: CustomerRecord): ProfileRow {
 }
 
 /**
+ * The lock key that serializes writers of one workspace's profiles across processes (an advisory
+ * lock on PostgreSQL; SQLite's single writer does it already). Every transaction that reads and
+ * rewrites profile rows takes it: ingest commits and computed-trait recomputes.
+ */
+export function profileLockKey(workspaceId: string): string {
+  return `ingest:${workspaceId}`;
+}
+
+/**
  * Applies a batch of events to the profiles of one workspace inside an open transaction: loads
  * the identities and profiles the batch touches, runs the ProfileUnit in memory, and writes the
  * result with a handful of multi-row statements (no per-event round trips).
@@ -255,7 +264,7 @@ function encodeCursor(ts: number, id: string): string {
 function decodeCursor(cursor: string): [number, string] {
   try {
     const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(v) && typeof v[0] === 'number' && typeof v[1] === 'string') return [v[0], v[1]];
+    if (Array.isArray(v) && Number.isSafeInteger(v[0]) && typeof v[1] === 'string' && !v[1].includes('\u0000')) return [v[0] as number, v[1]];
   } catch {
     // fall through
   }
@@ -323,7 +332,7 @@ export async function recomputeComputedTraits(store: Store, workspaceId: string,
       for (const [id, state] of states) {
         await trx.updateTable('customers').set({ computed: JSON.stringify(state) }).where('workspace_id', '=', workspaceId).where('id', '=', id).execute();
       }
-    });
+    }, [profileLockKey(workspaceId)]);
     done += ids.length;
     opts.onProgress?.(done);
     after = ids[ids.length - 1] as string;

@@ -147,16 +147,20 @@ export class ProfileUnit {
       const o = this.owners.get(identityKey(k.kind, k.value));
       if (o !== undefined && !ownerIds.includes(o)) ownerIds.push(o);
     }
-    const survivor = ownerIds.length > 0 ? (this.profiles.get(ownerIds[0] as string) as ProfileRow) : this.create(e);
+    // The event's own unique keys (user_id …). A profile holding a different value of one is another
+    // person (say, a shared device): it can neither receive this event nor be merged with its owner.
+    const incoming = new Set(e.identities.filter((k) => this.model.identity.byName.get(k.kind)?.unique === true).map((k) => identityKey(k.kind, k.value)));
+    const survivorId = ownerIds.find((id) => this.uniqueConflict((this.profiles.get(id) as ProfileRow).identities, incoming) === undefined);
+    const survivor = survivorId !== undefined ? (this.profiles.get(survivorId) as ProfileRow) : this.create(e);
     const authenticated = e.type === 'alias' || keys.some((k) => this.model.identity.byName.get(k.kind)?.authenticated === true);
-    for (const otherId of ownerIds.slice(1)) {
+    for (const otherId of ownerIds) {
       const other = this.profiles.get(otherId) as ProfileRow;
       if (other.mergedInto !== null || other === survivor) continue;
       if (!authenticated && !this.model.identity.mergeOnUnauthenticated) {
         this.note('refused_unauthenticated', survivor, other, e, 'the signal carries no authenticated identity key; set identity.merge_on_unauthenticated to allow');
         continue;
       }
-      const conflict = this.uniqueConflict(survivor.identities, other.identities);
+      const conflict = this.uniqueConflict(new Set([...survivor.identities, ...incoming]), other.identities);
       if (conflict) {
         this.note('refused_conflict', survivor, other, e, `both profiles hold a different ${conflict}, which is unique`);
         continue;

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import { CairnError, isCairnError, uuidv7 } from '../core/index.js';
@@ -29,7 +29,16 @@ export async function buildApp(rt: Runtime): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     genReqId: () => uuidv7(),
+    // Profile refs carry identity values of up to 512 characters, percent-encoded (the default is 100).
+    maxParamLength: 8192,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    // Router-level refusals (a URL that does not decode, an over-long path segment) answer in the
+    // catalogue's shape like every other error.
+    frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
+      const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const e = new CairnError('CAIRN_ERR_VALIDATION', { path: 'url', reason: tooLong ? 'a path segment is too long' : 'the URL is not valid percent-encoded UTF-8' });
+      void reply.code(tooLong ? 414 : 400).send({ success: false, ...e.toJSON() });
+    },
   });
 
   await app.register(cors, {
@@ -94,6 +103,11 @@ export async function buildApp(rt: Runtime): Promise<FastifyInstance> {
 
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send({ success: false, code: 'CAIRN_ERR_NOT_FOUND', message: `Route ${req.method} ${req.url.split('?')[0]} not found`, hint: 'See /openapi.json for every route.' });
+  });
+
+  // A NUL cannot be stored or looked up in PostgreSQL text; refuse it in any path or query.
+  app.addHook('onRequest', async (req) => {
+    if (req.url.includes('%00')) throw new CairnError('CAIRN_ERR_VALIDATION', { path: 'url', reason: 'contains an encoded NUL (%00)' });
   });
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CairnError, uuidv7 } from '../core/index.js';
 import type { Runtime } from '../runtime.js';
 import { findCustomerId, getProfile, getTimeline, getConsentLedger, getIdentityLog, parseIdentity, currentConsent, type ProfileEvent } from '../profiles/index.js';
-import { readConsent } from '../ingest/index.js';
+import { isStorableText, readConsent } from '../ingest/index.js';
 import type { Workspace } from '../governance/index.js';
 import { authenticate } from './auth.js';
 import { ConsentBody, ErrorBody, ProfileRef, TimelineQuery } from './schemas.js';
@@ -55,6 +55,10 @@ export async function profileRoutes(app: FastifyInstance, rt: Runtime): Promise<
     const now = rt.clock.now();
     const ts = body.occurred_at ? Date.parse(body.occurred_at) : now;
     if (!Number.isFinite(ts)) throw new CairnError('CAIRN_ERR_INVALID_TIMESTAMP', { path: 'occurred_at', value: String(body.occurred_at) });
+    for (const key of ['source', 'messageId'] as const) {
+      const v = body[key];
+      if (v !== undefined && !isStorableText(v)) throw new CairnError('CAIRN_ERR_VALIDATION', { path: `body.${key}`, reason: 'contains a NUL character or an unpaired surrogate' });
+    }
     const messageId = body.messageId ?? `consent-${uuidv7(now)}`;
     const source = body.source ?? 'api';
     const properties = { purpose: body.purpose, channel: body.channel ?? '*', status: body.status, wording_version: body.wording_version ?? null };

@@ -22,6 +22,7 @@ export async function webhookRoutes(app: FastifyInstance, rt: Runtime): Promise<
         summary: "A source's own webhook payload, mapped by the blueprint (presets: crm-contact, support-ticket, shop-order)",
         params: Type.Object({ source: Type.String() }),
         querystring: Type.Object({ writeKey: Type.Optional(Type.String()) }),
+        body: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Array(Type.Record(Type.String(), Type.Unknown()))], { description: "The tool's own JSON payload, or a list of them; mapped item by item." }),
         response: { '4xx': ErrorBody },
       },
     },
@@ -38,6 +39,7 @@ export async function webhookRoutes(app: FastifyInstance, rt: Runtime): Promise<
         throw new CairnError('CAIRN_ERR_UNKNOWN_SOURCE', { source: name, suggestion: guess ? ` — did you mean "${guess}"?` : hooks.length ? ` (webhook sources: ${hooks.join(', ')})` : '' });
       }
       const payloads = Array.isArray(req.body) ? req.body : [req.body];
+      if (payloads.length === 0) throw new CairnError('CAIRN_ERR_VALIDATION', { path: 'body', reason: 'expected a payload object or a non-empty list of payloads' });
       const messages: unknown[] = [];
       const errors: { index: number; code: string; message: string }[] = [];
       const slots: number[] = [];

@@ -22,6 +22,10 @@ export function createPostgresDialect(opts: PostgresOptions): { dialect: Postgre
         oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
     },
   });
+  // An idle client whose backend goes away (server restart, failover, pg_terminate_backend, DROP
+  // DATABASE … FORCE) is emitted here; the pool has already discarded it and connects afresh on the
+  // next query. Without a listener Node treats the event as an uncaught exception and the process dies.
+  pool.on('error', () => undefined);
   return {
     dialect: new PostgresDialect({ pool }),
     pool,
