@@ -197,8 +197,8 @@ describe.each(ENGINES)('webhook connectors ($name)', (engine) => {
 
     const items = await timeline('user_id:u-7001');
     expect(items.map((e) => [e.name, e.source, e.messageId, e.timestamp])).toEqual([
-      ['Ticket Solved', 'helpdesk', 'ticket-48213-solved', '2026-11-22T15:47:30.000Z'],
-      ['Ticket Opened', 'helpdesk', 'ticket-48213-opened', '2026-11-21T08:02:11.000Z'],
+      ['Ticket Solved', 'helpdesk', 'ticket-48213-solved-2026-11-22T15:47:30Z', '2026-11-22T15:47:30.000Z'],
+      ['Ticket Opened', 'helpdesk', 'ticket-48213-opened-2026-11-21T08:02:11Z', '2026-11-21T08:02:11.000Z'],
     ]);
     const [solved, opened] = items;
     expect(opened?.message.properties).toEqual({ ticket_id: 48213, subject: 'Parcel arrived damaged', priority: 'high', channel: 'email', email: 'marta.kowalski@example.org' });
@@ -212,10 +212,10 @@ describe.each(ENGINES)('webhook connectors ($name)', (engine) => {
 
     const [refunded, completed] = await timeline('user_id:u-7001');
     expect(completed).toMatchObject({ type: 'track', name: 'Order Completed', source: 'shop', messageId: 'order-5830021470-created', timestamp: '2026-11-19T16:25:09.000Z' });
-    expect(completed?.message.properties).toMatchObject({ order_id: 5830021470, revenue: '149.90', currency: 'EUR', email: 'marta.kowalski@example.org' });
+    expect(completed?.message.properties).toMatchObject({ order_id: 5830021470, revenue: 149.9, currency: 'EUR', email: 'marta.kowalski@example.org' });
     expect((completed?.message.properties?.products as Json[]).map((l) => l.sku)).toEqual(['MUG-STONE-2', 'TRAY-OAK-L']);
     expect(refunded).toMatchObject({ type: 'track', name: 'Order Refunded', source: 'shop', messageId: 'order-5830021470-refund-920114', timestamp: '2026-11-22T15:05:44.000Z' });
-    expect(refunded?.message.properties).toMatchObject({ order_id: 5830021470, refund_id: 920114, revenue: '49.95' });
+    expect(refunded?.message.properties).toMatchObject({ order_id: 5830021470, refund_id: 920114, revenue: 49.95 });
     expect((refunded?.message.properties?.products as Json[])[0]).toMatchObject({ sku: 'MUG-STONE-2', quantity: 1 });
 
     const p = await profile('user_id:u-7001');
@@ -257,7 +257,7 @@ describe.each(ENGINES)('webhook connectors ($name)', (engine) => {
     expect((await post('crm', fixture('crm-contact-updated'))).body).toMatchObject({ accepted: 0, duplicates: 1 });
 
     const items = await timeline('user_id:u-7001');
-    expect(items.map((e) => e.messageId).sort()).toEqual(['crm-contact-c_884120-2026-11-20T09:14:03Z', 'order-5830021470-created', 'ticket-48213-opened']);
+    expect(items.map((e) => e.messageId).sort()).toEqual(['crm-contact-c_884120-2026-11-20T09:14:03Z', 'order-5830021470-created', 'ticket-48213-opened-2026-11-21T08:02:11Z']);
     expect(await eventCount()).toBe(3);
     expect((await profile('user_id:u-7001')).computed).toMatchObject({ orders_60d: 1, tickets_opened_90d: 1 });
   });
@@ -321,13 +321,13 @@ describe.each(ENGINES)('webhook connectors ($name)', (engine) => {
     ];
     const r = await post('helpdesk', payloads);
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ success: false, accepted: 2, duplicates: 0, rejected: 2 });
+    expect(r.body).toMatchObject({ success: true, accepted: 2, duplicates: 0, rejected: 2 });
     expect(r.body.errors?.map((e) => [e.index, e.code])).toEqual([
       [1, 'CAIRN_ERR_MAPPING'],
       [2, 'CAIRN_ERR_NO_MAPPING_MATCH'],
     ]);
     expect(r.body.errors?.[0]?.message).toContain('ticket.requester.external_id');
-    expect((await timeline('user_id:u-7001')).map((e) => e.messageId)).toEqual(['ticket-48213-solved', 'ticket-48213-opened']);
+    expect((await timeline('user_id:u-7001')).map((e) => e.messageId)).toEqual(['ticket-48213-solved-2026-11-22T15:47:30Z', 'ticket-48213-opened-2026-11-21T08:02:11Z']);
 
     // An empty list maps nothing and says so.
     const empty = await post('helpdesk', []);

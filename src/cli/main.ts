@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { CairnError, loadConfig, systemClock, type Config } from '../core/index.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { createKey, listKeys, revokeKey, listWorkspaces, upsertWorkspace, SCOPES, type Scope } from '../governance/index.js';
-import { findCustomerId, getProfile, getTimeline, parseIdentity } from '../profiles/index.js';
+import { findCustomerId, getProfile, getTimeline, parseIdentity, recomputeComputedTraits } from '../profiles/index.js';
 import { loadBlueprintFile } from '../blueprint/index.js';
 import { serve } from './serve.js';
 import { registerImport } from './import.js';
@@ -143,6 +143,26 @@ export async function main(argv: string[]): Promise<void> {
         const profile = await getProfile(rt.store.db, w.id, w.model, id, systemClock.now());
         const timeline = await getTimeline(rt.store.db, w.id, id, { limit: Math.max(0, Number(opts.events) || 0) || 1 });
         console.log(JSON.stringify({ ...profile, timeline: Number(opts.events) > 0 ? timeline.items.map((e) => ({ timestamp: e.timestamp, type: e.type, name: e.name, source: e.source })) : undefined }, null, 2));
+      }),
+    );
+
+  program
+    .command('recompute')
+    .description('Rebuild computed traits from the timeline (after changing a definition); gives the same values as the incremental path')
+    .addOption(ws)
+    .option('-c, --customer <id>', 'only this customer')
+    .action(async (opts: { workspace: string; customer?: string }) =>
+      withRuntime(async (rt) => {
+        const w = await rt.workspaces.get(opts.workspace);
+        const started = Date.now();
+        const n = await recomputeComputedTraits(rt.store, w.id, w.model, systemClock.now(), {
+          ...(opts.customer ? { customerId: opts.customer } : {}),
+          onProgress: (done) => {
+            if (process.stderr.isTTY) process.stderr.write(`\r  ${done} profiles`);
+          },
+        });
+        if (process.stderr.isTTY) process.stderr.write('\n');
+        console.log(`Recomputed ${w.model.computed.length} computed traits for ${n} profiles in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
       }),
     );
 

@@ -30,7 +30,7 @@ export const ERRORS = {
 
   // Events (per item in a batch)
   CAIRN_ERR_INVALID_EVENT: { status: 400, message: '{path}: {reason}', hint: 'Each event needs "type" and userId or anonymousId; see the Segment tracking spec.' },
-  CAIRN_ERR_INVALID_TIMESTAMP: { status: 400, message: '{path} is not an ISO-8601 date-time: {value}', hint: 'Send timestamps like 2026-11-23T10:00:00.000Z.' },
+  CAIRN_ERR_INVALID_TIMESTAMP: { status: 400, message: '{path} is not a usable ISO-8601 date-time: {value}', hint: 'Send timestamps like 2026-11-23T10:00:00.000Z.' },
   CAIRN_ERR_BATCH_EMPTY: { status: 400, message: 'The batch holds no events', hint: 'Send {"batch": [ ...events ]}.' },
   CAIRN_ERR_BATCH_REJECTED: { status: 400, message: 'None of the {count} events in the batch was valid', hint: 'See "errors" for the reason of each item.' },
   CAIRN_ERR_UNKNOWN_PURPOSE: { status: 400, message: 'Consent purpose "{purpose}" is not declared in the blueprint{suggestion}', hint: 'Declare it under consent.purposes.' },

@@ -170,7 +170,7 @@ export function normalizeMessage(raw: unknown, opts: NormalizeOptions): Normaliz
   if (timestampIn !== undefined) ts = timestampIn;
   else if (original !== undefined && sentAt !== undefined) ts = receivedAt - (sentAt - original);
   else ts = original ?? receivedAt;
-  if (ts < MIN_TIME || ts > receivedAt + MAX_SKEW_FUTURE) return fail('timestamp', `${new Date(ts).toISOString()} is out of range (1990 to one year ahead)`);
+  if (ts < MIN_TIME || ts > receivedAt + MAX_SKEW_FUTURE) return { ok: false, error: itemError('CAIRN_ERR_INVALID_TIMESTAMP', { path: 'timestamp', value: `${new Date(ts).toISOString()} (out of range: 1990 to one year ahead)` }) };
 
   const mergedContext = opts.defaults?.context || context ? { ...(opts.defaults?.context ?? {}), ...(context ?? {}) } : undefined;
   const mergedIntegrations = opts.defaults?.integrations || integrations ? { ...(opts.defaults?.integrations ?? {}), ...(integrations ?? {}) } : undefined;

@@ -7,6 +7,9 @@ import { AliasBody, BatchBody, BatchResponse, ErrorBody, GroupBody, IdentifyBody
 
 const passThrough = () => () => true;
 
+/** Most per-item errors detailed in one batch response. */
+export const MAX_ITEM_ERRORS = 100;
+
 /** The Segment-compatible tracking API: /v1/identify … /v1/batch (and /v1/import, its alias). */
 export async function trackingRoutes(app: FastifyInstance, rt: Runtime): Promise<void> {
   const single: [MessageType, unknown][] = [
@@ -50,12 +53,16 @@ export async function trackingRoutes(app: FastifyInstance, rt: Runtime): Promise
     if (body.sentAt !== undefined) defaults.sentAt = body.sentAt;
     const ws = await rt.workspaces.get(p.workspaceId);
     const r = await ingestMessages(rt.pipeline, rt.clock, { id: ws.id, model: ws.model }, sourceOf(p), body.batch, { defaults });
-    const errors = r.items.filter((i) => i.status === 'rejected').map((i) => ({ index: i.index, code: i.error?.code ?? 'CAIRN_ERR_INVALID_EVENT', message: i.error?.message ?? '', ...(i.messageId ? { messageId: i.messageId } : {}) }));
-    const out = { success: true, accepted: r.accepted, duplicates: r.duplicates, rejected: r.rejected, errors };
-    if (r.accepted + r.duplicates === 0) {
-      return reply.code(400).send({ success: false, code: 'CAIRN_ERR_BATCH_REJECTED', message: `None of the ${r.rejected} events in the batch was valid`, details: errors });
+    // At most MAX_ITEM_ERRORS are detailed: a 500 KB batch of tiny bad items must not turn into a
+    // response fifty times its size. `rejected` always counts them all.
+    const errors = [];
+    for (const i of r.items) {
+      if (i.status !== 'rejected') continue;
+      if (errors.length >= MAX_ITEM_ERRORS) break;
+      errors.push({ index: i.index, code: i.error?.code ?? 'CAIRN_ERR_INVALID_EVENT', message: i.error?.message ?? '', ...(i.messageId ? { messageId: i.messageId } : {}) });
     }
-    return out;
+    if (r.accepted + r.duplicates === 0) throw new CairnError('CAIRN_ERR_BATCH_REJECTED', { count: r.rejected }, errors);
+    return { success: true, accepted: r.accepted, duplicates: r.duplicates, rejected: r.rejected, errors };
   };
   for (const path of ['/v1/batch', '/v1/import']) {
     app.post(

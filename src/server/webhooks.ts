@@ -58,7 +58,7 @@ export async function webhookRoutes(app: FastifyInstance, rt: Runtime): Promise<
         const status = first?.code === 'CAIRN_ERR_NO_MAPPING_MATCH' ? 422 : 400;
         return reply.code(status).send({ success: false, code: first?.code ?? 'CAIRN_ERR_MAPPING', message: first?.message ?? 'nothing mapped', details: errors });
       }
-      return { success: errors.length === 0, accepted: r.accepted, duplicates: r.duplicates, rejected: errors.length, errors };
+      return { success: true, accepted: r.accepted, duplicates: r.duplicates, rejected: errors.length, errors };
     },
   );
 }

@@ -5,14 +5,35 @@ import type { MappingRule } from '../../blueprint/index.js';
  * Declarative webhook mapping: a tool posts its own JSON, the first rule whose `when` matches turns
  * it into a Segment message. Values are literals or templates: "${a.b}" reads a path (required,
  * the error names it), "${a.b?}" is optional (the key is left out when absent), and a string that
- * is exactly one "${…}" keeps the value's JSON type.
+ * is exactly one "${…}" keeps the value's JSON type. A filter converts the value:
+ * "${order.total_price|number}" (shops send amounts as strings), "|string", "|lower", "|upper".
  */
-const WHOLE = /^\$\{([^}?]+)(\?)?\}$/;
-const PART = /\$\{([^}?]+)(\?)?\}/g;
+const FILTERS = ['number', 'string', 'lower', 'upper'] as const;
+type Filter = (typeof FILTERS)[number];
+const WHOLE = /^\$\{\s*([^}?|]+?)\s*(\?)?\s*(?:\|\s*(\w+)\s*)?\}$/;
+const PART = /\$\{\s*([^}?|]+?)\s*(\?)?\s*(?:\|\s*(\w+)\s*)?\}/g;
 
 export class MappingError extends Error {
-  constructor(readonly field: string, readonly path: string) {
-    super(`field "${path}" is missing from the payload (needed for ${field})`);
+  constructor(readonly field: string, readonly path: string, reason?: string) {
+    super(reason ?? `field "${path}" is missing from the payload (needed for ${field})`);
+  }
+}
+
+function applyFilter(v: unknown, filter: string | undefined, field: string, path: string): unknown {
+  if (filter === undefined) return v;
+  if (!(FILTERS as readonly string[]).includes(filter)) throw new MappingError(field, path, `unknown filter "|${filter}" on "${path}" (filters: ${FILTERS.join(', ')})`);
+  switch (filter as Filter) {
+    case 'number': {
+      const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+      if (!Number.isFinite(n)) throw new MappingError(field, path, `field "${path}" is ${JSON.stringify(v)}, not a number (needed for ${field})`);
+      return n;
+    }
+    case 'string':
+      return typeof v === 'object' ? JSON.stringify(v) : String(v);
+    case 'lower':
+      return String(v).toLowerCase();
+    case 'upper':
+      return String(v).toUpperCase();
   }
 }
 
@@ -26,23 +47,25 @@ function render(template: unknown, payload: unknown, field: string): unknown {
   }
   const whole = WHOLE.exec(template);
   if (whole) {
-    const v = getPath(payload, (whole[1] as string).trim());
+    const path = whole[1] as string;
+    const v = getPath(payload, path);
     if (v === undefined || v === null) {
       if (whole[2]) return OMIT;
-      throw new MappingError(field, (whole[1] as string).trim());
+      throw new MappingError(field, path);
     }
-    return v;
+    return applyFilter(v, whole[3], field, path);
   }
   let omitted = false;
-  const out = template.replace(PART, (_, path: string, optional: string | undefined) => {
-    const v = getPath(payload, path.trim());
-    if (v === undefined || v === null) {
+  const out = template.replace(PART, (_, path: string, optional: string | undefined, filter: string | undefined) => {
+    const raw = getPath(payload, path);
+    if (raw === undefined || raw === null) {
       if (optional) {
         omitted = true;
         return '';
       }
-      throw new MappingError(field, path.trim());
+      throw new MappingError(field, path);
     }
+    const v = applyFilter(raw, filter, field, path);
     return typeof v === 'object' ? JSON.stringify(v) : String(v);
   });
   return omitted && out === '' ? OMIT : out;
