@@ -4,8 +4,24 @@ import { randomBytes, createHash } from 'node:crypto';
  * UUIDv7 (RFC 9562): 48 bits of Unix milliseconds then random bits, so ids sort by creation time,
  * which keeps B-tree inserts at the right edge of the index.
  */
+// Random bytes are drawn from the OS in 4 KB blocks: one syscall per 256 ids instead of per id
+// (ids are minted per event on the ingest hot path).
+const POOL_SIZE = 4096;
+let pool = Buffer.alloc(0);
+let poolAt = POOL_SIZE;
+
+function random16(): Buffer {
+  if (poolAt + 16 > pool.length) {
+    pool = randomBytes(POOL_SIZE);
+    poolAt = 0;
+  }
+  const out = Buffer.from(pool.subarray(poolAt, poolAt + 16));
+  poolAt += 16;
+  return out;
+}
+
 export function uuidv7(nowMs: number = Date.now()): string {
-  const b = randomBytes(16);
+  const b = random16();
   b[0] = Math.floor(nowMs / 2 ** 40) & 0xff;
   b[1] = Math.floor(nowMs / 2 ** 32) & 0xff;
   b[2] = (nowMs >>> 24) & 0xff;

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { CairnError, EventBus, type Clock } from '../core/index.js';
-import type { Store, Trx } from '../store/index.js';
+import { insertRows, type Store, type Trx } from '../store/index.js';
 import type { WorkspaceRegistry } from '../governance/index.js';
 import { applyProfileEvents, profileLockKey, type ProfileEvent, type ProfileUnit } from '../profiles/index.js';
 
@@ -152,22 +152,18 @@ export class IngestPipeline {
     const unique = [...firstByKey.values()];
     const claimed = new Set<string>();
     const cutoff = now - this.opts.dedupeWindowMs;
-    const per = Math.floor(this.store.dialect.capabilities.maxParameters / 4) - 1;
-    for (let i = 0; i < unique.length; i += per) {
-      const chunk = unique.slice(i, i + per);
-      const rows = await trx
-        .insertInto('dedupe')
-        .values(chunk.map((x) => ({ workspace_id: workspaceId, source: x.e.source, message_id: x.e.messageId, received_at: now })))
-        .onConflict((oc) =>
-          oc
-            .columns(['workspace_id', 'source', 'message_id'])
-            .doUpdateSet((eb) => ({ received_at: eb.ref('excluded.received_at') }))
-            .where('dedupe.received_at', '<', cutoff),
-        )
-        .returning(['source', 'message_id'])
-        .execute();
-      for (const r of rows) claimed.add(`${r.source}\u0000${r.message_id}`);
-    }
+    const rows = await insertRows<{ source: string; message_id: string }>(
+      trx,
+      this.store.dialect,
+      'dedupe',
+      ['workspace_id', 'source', 'message_id', 'received_at'],
+      unique.map((x) => [workspaceId, x.e.source, x.e.messageId, now]),
+      {
+        suffix: 'on conflict ("workspace_id", "source", "message_id") do update set "received_at" = excluded."received_at" where "dedupe"."received_at" < {p} returning "source", "message_id"',
+        extra: [cutoff],
+      },
+    );
+    for (const r of rows) claimed.add(`${r.source}\u0000${r.message_id}`);
     return unique.filter((x) => claimed.has(`${x.e.source}\u0000${x.e.messageId}`));
   }
 

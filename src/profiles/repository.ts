@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { chunkRows, type Store, type Trx, type Db } from '../store/index.js';
+import { chunkRows, insertRows, type Store, type Trx, type Db } from '../store/index.js';
 import { CairnError, uuidv7 } from '../core/index.js';
 import type { WorkspaceModel } from '../blueprint/index.js';
 import { ProfileUnit, type ProfileEvent, type ProfileRow } from './unit.js';
@@ -91,33 +91,21 @@ async function saveUnit(trx: Trx, store: Store, workspaceId: string, unit: Profi
   const maxP = store.dialect.capabilities.maxParameters;
   const fin = (id: string): string => unit.finalId(id);
 
-  const customers = [...unit.dirty].map((c) => ({
-    workspace_id: workspaceId,
-    id: c.id,
-    created_at: c.createdAt,
-    updated_at: c.updatedAt,
-    merged_into: c.mergedInto === null ? null : fin(c.mergedInto),
-    traits: JSON.stringify(c.traits),
-    computed: JSON.stringify(c.computed),
-    first_seen: c.firstSeen,
-    last_seen: c.lastSeen,
-  }));
-  for (const chunk of chunkRows(customers, 9, maxP)) {
-    await trx
-      .insertInto('customers')
-      .values(chunk)
-      .onConflict((oc) =>
-        oc.columns(['workspace_id', 'id']).doUpdateSet((eb) => ({
-          updated_at: eb.ref('excluded.updated_at'),
-          merged_into: eb.ref('excluded.merged_into'),
-          traits: eb.ref('excluded.traits'),
-          computed: eb.ref('excluded.computed'),
-          first_seen: eb.ref('excluded.first_seen'),
-          last_seen: eb.ref('excluded.last_seen'),
-        })),
-      )
-      .execute();
-  }
+  const customers = [...unit.dirty].map((c) => [
+    workspaceId,
+    c.id,
+    c.createdAt,
+    c.updatedAt,
+    c.mergedInto === null ? null : fin(c.mergedInto),
+    JSON.stringify(c.traits),
+    JSON.stringify(c.computed),
+    c.firstSeen,
+    c.lastSeen,
+  ]);
+  await insertRows(trx, store.dialect, 'customers', ['workspace_id', 'id', 'created_at', 'updated_at', 'merged_into', 'traits', 'computed', 'first_seen', 'last_seen'], customers, {
+    suffix:
+      'on conflict ("workspace_id", "id") do update set "updated_at" = excluded."updated_at", "merged_into" = excluded."merged_into", "traits" = excluded."traits", "computed" = excluded."computed", "first_seen" = excluded."first_seen", "last_seen" = excluded."last_seen"',
+  });
 
   // Merges: everything the loser owned now belongs to the survivor. Rows written in this batch
   // already carry final ids; these statements move what was stored before.
@@ -129,22 +117,11 @@ async function saveUnit(trx: Trx, store: Store, workspaceId: string, unit: Profi
     await trx.updateTable('customers').set({ merged_into: winner }).where('workspace_id', '=', workspaceId).where('merged_into', '=', loser).execute();
   }
 
-  const identities = [...unit.newIdentities.values()].map((i) => ({ workspace_id: workspaceId, kind: i.kind, value: i.value, customer_id: fin(i.customer.id), created_at: unit.now }));
-  for (const chunk of chunkRows(identities, 5, maxP)) await trx.insertInto('identities').values(chunk).execute();
+  const identities = [...unit.newIdentities.values()].map((i) => [workspaceId, i.kind, i.value, fin(i.customer.id), unit.now]);
+  await insertRows(trx, store.dialect, 'identities', ['workspace_id', 'kind', 'value', 'customer_id', 'created_at'], identities);
 
-  const events = unit.events.map((p) => ({
-    workspace_id: workspaceId,
-    customer_id: fin(p.customer.id),
-    id: p.id,
-    source: p.event.source,
-    message_id: p.event.messageId,
-    type: p.event.type,
-    name: p.event.name,
-    ts: p.event.ts,
-    received_at: p.event.receivedAt,
-    payload: p.event.payload,
-  }));
-  for (const chunk of chunkRows(events, 10, maxP)) await trx.insertInto('events').values(chunk).execute();
+  const events = unit.events.map((p) => [workspaceId, fin(p.customer.id), p.id, p.event.source, p.event.messageId, p.event.type, p.event.name, p.event.ts, p.event.receivedAt, p.event.payload]);
+  await insertRows(trx, store.dialect, 'events', ['workspace_id', 'customer_id', 'id', 'source', 'message_id', 'type', 'name', 'ts', 'received_at', 'payload'], events);
 
   const consent = unit.consent.map((c) => ({
     workspace_id: workspaceId,
