@@ -249,12 +249,12 @@ describe('blueprint errors point at the spot', () => {
     for (const i of issues) expectFrame(i, source);
   });
 
-  it('reports every reference problem in one error', () => {
+  it('reports every reference problem in one error, in file order', () => {
     const source = doc('sources:', '  - name: crm', '    type: webhook', '  - name: crm', '    preset: shop-ordr', 'computed_traits:', '  - name: last_order', '    kind: last');
     const issues = issuesOf(source);
     expect(issues.map((i) => [i.code, i.line, i.column])).toEqual([
-      ['CAIRN_ERR_BLUEPRINT_REFERENCE', 7, 11],
       ['CAIRN_ERR_BLUEPRINT_REFERENCE', 5, 5],
+      ['CAIRN_ERR_BLUEPRINT_REFERENCE', 7, 11],
       ['CAIRN_ERR_BLUEPRINT_REFERENCE', 8, 13],
       ['CAIRN_ERR_BLUEPRINT_REFERENCE', 10, 5],
     ]);

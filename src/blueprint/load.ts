@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, isNode, visit, type Node, type Document, type YAMLError } from 'yaml';
 import { Compile } from 'typebox/compile';
-import { CairnError, closest, parseDuration, type ErrorCode } from '../core/index.js';
+import { Settings } from 'typebox/system';
+import { CairnError, closest, type ErrorCode } from '../core/index.js';
 import { Blueprint } from './schema.js';
-import { PRESET_NAMES } from './presets.js';
+import { checkReferences } from './references.js';
 
 /** One problem in a blueprint, with its position (1-based line and column). */
 export interface BlueprintIssue {
@@ -14,6 +15,8 @@ export interface BlueprintIssue {
   message: string;
   /** The offending lines with a ^ under the spot. */
   frame: string;
+  /** Absent for errors; a warning does not stop the blueprint from loading. */
+  severity?: 'error' | 'warning';
 }
 
 export class BlueprintError extends CairnError {
@@ -27,6 +30,21 @@ export class BlueprintError extends CairnError {
 }
 
 const checker = Compile(Blueprint);
+
+/**
+ * Every schema error, not TypeBox's default first eight: each union branch that does not apply
+ * reports errors of its own (filtered out below), which would otherwise crowd out the real ones.
+ * The setting is process-wide, so it is restored at once (this runs synchronously).
+ */
+function schemaErrors(value: unknown): ReturnType<typeof checker.Errors> {
+  const previous = Settings.Get().maxErrors;
+  Settings.Set({ maxErrors: 10_000 });
+  try {
+    return checker.Errors(value);
+  } finally {
+    Settings.Set({ maxErrors: previous });
+  }
+}
 
 export function codeFrame(source: string, line: number, column: number): string {
   const lines = source.split(/\r?\n/);
@@ -53,6 +71,29 @@ export class BlueprintLocator {
     const offset = this.offsetOf(path, atKey);
     const { line, col } = this.lc.linePos(offset);
     return { code, file: this.file, line, column: col, message, frame: codeFrame(this.source, line, col) };
+  }
+
+  /**
+   * Where the value at `path` starts (1-based line and column, 0-based offset) and how it is written
+   * (PLAIN, QUOTE_DOUBLE, QUOTE_SINGLE, BLOCK_LITERAL, BLOCK_FOLDED for scalars), so a position
+   * inside a condition or template string can be mapped back to the file. Undefined when the path
+   * does not exist.
+   */
+  position(path: readonly (string | number)[]): { line: number; column: number; offset: number; scalarType: string | undefined } | undefined {
+    let node: unknown = this.doc.contents;
+    for (const seg of path) {
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+        if (!pair) return undefined;
+        node = pair.value;
+      } else if (isSeq(node)) {
+        node = node.items[Number(seg)];
+      } else return undefined;
+    }
+    if (!isNode(node) || !node.range) return undefined;
+    const offset = node.range[0];
+    const { line, col } = this.lc.linePos(offset);
+    return { line, column: col, offset, scalarType: isScalar(node) ? (node.type ?? undefined) : undefined };
   }
 
   private offsetOf(path: readonly (string | number)[], atKey: boolean): number {
@@ -106,7 +147,7 @@ function allowedKeysAt(schemaPath: string): string[] {
 }
 
 /** `computed_traits[0].kind` for the path ['computed_traits', 0, 'kind']. */
-function formatPath(path: readonly (string | number)[]): string {
+export function formatPath(path: readonly (string | number)[]): string {
   return path.length ? path.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('') : 'blueprint';
 }
 
@@ -171,6 +212,78 @@ function describeSchemaError(e: { keyword: string; message: string; params: Reco
 export interface LoadedBlueprint {
   blueprint: Blueprint;
   locator: BlueprintLocator;
+  /** Problems that do not stop loading (an event no contract declares when there are no contracts). */
+  warnings: BlueprintIssue[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unions told apart by a tag (`type: wait`): only the branch the tag selects speaks.
+
+type SchemaObject = Record<string, unknown>;
+const isObject = (v: unknown): v is SchemaObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The tag of a union of objects (`type` when it qualifies) and each branch's value of it. */
+function unionTag(union: unknown): { tag: string; values: unknown[] } | undefined {
+  const branches = isObject(union) && Array.isArray(union.anyOf) ? (union.anyOf as unknown[]) : [];
+  if (branches.length === 0 || !branches.every((b) => isObject(b) && isObject(b.properties))) return undefined;
+  const props = (b: unknown): SchemaObject => (isObject(b) && isObject(b.properties) ? b.properties : {});
+  const keys = Object.keys(props(branches[0])).sort((a, b) => Number(b === 'type') - Number(a === 'type'));
+  const tag = keys.find((k) => branches.every((b) => isObject(props(b)[k]) && 'const' in (props(b)[k] as SchemaObject)));
+  return tag === undefined ? undefined : { tag, values: branches.map((b) => (props(b)[tag] as SchemaObject).const) };
+}
+
+/** The union branches a schema path goes through, with the instance depth of each union. */
+function unionsOnPath(schemaPath: string): { union: unknown; branch: number; depth: number }[] {
+  const segs = schemaPath
+    .replace(/^#\/?/, '')
+    .split('/')
+    .filter(Boolean)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const out: { union: unknown; branch: number; depth: number }[] = [];
+  let node: unknown = Blueprint;
+  let depth = 0;
+  for (let i = 0; i < segs.length && isObject(node); i++) {
+    const seg = segs[i] as string;
+    if (seg === 'properties' || seg === 'patternProperties') {
+      const table = isObject(node[seg]) ? (node[seg] as SchemaObject) : {};
+      // A pattern may itself hold a slash: join segments until a key matches.
+      let key = segs[++i] ?? '';
+      while (!(key in table) && i + 1 < segs.length) key += `/${segs[++i] ?? ''}`;
+      node = table[key];
+      depth++;
+    } else if (seg === 'items' || seg === 'additionalProperties') {
+      node = node[seg];
+      depth++;
+    } else if (seg === 'anyOf') {
+      const branch = Number(segs[++i]);
+      out.push({ union: node, branch, depth });
+      node = Array.isArray(node.anyOf) ? (node.anyOf as unknown[])[branch] : undefined;
+    } else node = node[seg];
+  }
+  return out;
+}
+
+type UnionVerdict = { kind: 'keep' } | { kind: 'drop' } | { kind: 'unknown_tag'; path: (string | number)[]; tag: string; values: unknown[] };
+
+/**
+ * Whether a schema error belongs to the branch that the value's tag selects. Errors from other
+ * branches are noise ("missing key offer" for a wait step); when the tag selects no branch, the
+ * one thing to say is that the tag is wrong.
+ */
+function unionVerdict(err: { keyword: string; instancePath: string; schemaPath: string }, value: unknown): UnionVerdict {
+  const path = pointerToPath(err.instancePath);
+  const steps = unionsOnPath(err.schemaPath);
+  if (err.keyword === 'anyOf') steps.push({ union: schemaAt(err.schemaPath), branch: -1, depth: path.length });
+  for (const s of steps) {
+    const info = unionTag(s.union);
+    if (!info) continue;
+    const at = path.slice(0, s.depth);
+    const v = valueAt(value, at);
+    const selected = isObject(v) ? info.values.findIndex((x) => x === v[info.tag]) : -1;
+    if (selected === -1) return { kind: 'unknown_tag', path: at, tag: info.tag, values: info.values };
+    if (s.branch !== selected) return { kind: 'drop' };
+  }
+  return { kind: 'keep' };
 }
 
 /**
@@ -183,6 +296,9 @@ export function parseBlueprint(source: string, file = 'blueprint.yaml'): LoadedB
   const locator = new BlueprintLocator(file, source, doc, lc);
   const issues: BlueprintIssue[] = [];
   for (const err of doc.errors) {
+    // After the first error the parser often reports every following token as unexpected; that
+    // is noise, not news.
+    if (issues.length > 0 && /^Unexpected .* token/i.test(err.message)) continue;
     const offset = openingOffset(doc, source, err);
     const { line, col } = lc.linePos(offset);
     issues.push({ code: 'CAIRN_ERR_BLUEPRINT_YAML', file, line, column: col, message: err.message.split('\n')[0] ?? err.message, frame: codeFrame(source, line, col) });
@@ -192,11 +308,29 @@ export function parseBlueprint(source: string, file = 'blueprint.yaml'): LoadedB
   const value: unknown = doc.toJS({ maxAliasCount: 100 });
   if (!checker.Check(value)) {
     const seen = new Set<string>();
-    for (const e of checker.Errors(value)) {
+    for (const e of schemaErrors(value)) {
       const err = e as unknown as { keyword: string; instancePath: string; schemaPath: string; message: string; params: Record<string, unknown> };
+      if (err.keyword === 'boolean') continue;
+      const verdict = unionVerdict(err, value);
+      if (verdict.kind === 'drop') continue;
+      if (verdict.kind === 'unknown_tag') {
+        const id = `${JSON.stringify(verdict.path)}|tag`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const v = valueAt(value, verdict.path);
+        const allowed = verdict.values.map((x) => String(x));
+        const where = formatPath(verdict.path);
+        if (!isObject(v)) issues.push(locator.issue('CAIRN_ERR_BLUEPRINT_SCHEMA', verdict.path, `${where}: expected an object with "${verdict.tag}" (one of: ${allowed.join(', ')})`));
+        else if (!(verdict.tag in v)) issues.push(locator.issue('CAIRN_ERR_BLUEPRINT_SCHEMA', verdict.path, `${where}: missing required key "${verdict.tag}" (one of: ${allowed.join(', ')})`));
+        else {
+          const got = v[verdict.tag];
+          const guess = typeof got === 'string' ? closest(got, allowed) : undefined;
+          issues.push(locator.issue('CAIRN_ERR_BLUEPRINT_SCHEMA', [...verdict.path, verdict.tag], `${where}.${verdict.tag}: ${JSON.stringify(got)} is not allowed${guess ? ` — did you mean "${guess}"?` : ''} (allowed: ${allowed.join(', ')})`));
+        }
+        continue;
+      }
       // Union branches report one error each plus an anyOf summary; keep the summary only.
       if (err.keyword === 'const' && /anyOf\/\d+$/.test(err.schemaPath)) continue;
-      if (err.keyword === 'boolean') continue;
       if (err.keyword === 'additionalProperties') {
         for (const key of (err.params.additionalProperties as string[] | undefined) ?? []) {
           const allowed = allowedKeysAt(err.schemaPath);
@@ -217,7 +351,8 @@ export function parseBlueprint(source: string, file = 'blueprint.yaml'): LoadedB
       const path = pointerToPath(err.instancePath);
       const where = formatPath(path);
       // A union reports each branch that failed, then itself; describe the union once.
-      const unionPath = err.keyword === 'anyOf' ? err.schemaPath : /^(.*)\/anyOf\/\d+$/.exec(err.schemaPath)?.[1];
+      const candidate = err.keyword === 'anyOf' ? err.schemaPath : /^(.*)\/anyOf\/\d+$/.exec(err.schemaPath)?.[1];
+      const unionPath = candidate !== undefined && !unionTag(schemaAt(candidate)) ? candidate : undefined;
       const msg = unionPath !== undefined ? `${where}: ${describeUnionMismatch(schemaAt(unionPath), valueAt(value, path))}` : `${where}: ${describeSchemaError(err)}`;
       issues.push(locator.issue('CAIRN_ERR_BLUEPRINT_SCHEMA', path, msg));
     }
@@ -225,43 +360,9 @@ export function parseBlueprint(source: string, file = 'blueprint.yaml'): LoadedB
     throw new BlueprintError(issues);
   }
   const blueprint = value as Blueprint;
-  checkReferences(blueprint, locator);
-  return { blueprint, locator };
-}
-
-const PRESETS = PRESET_NAMES;
-
-function checkReferences(bp: Blueprint, loc: BlueprintLocator): void {
-  const issues: BlueprintIssue[] = [];
-  const dup = (list: { name: string }[] | undefined, ...at: string[]): void => {
-    const seen = new Map<string, number>();
-    list?.forEach((item, i) => {
-      if (seen.has(item.name)) issues.push(loc.issue('CAIRN_ERR_BLUEPRINT_REFERENCE', [...at, i, 'name'], `${at.join('.')}: "${item.name}" is declared twice (first at item ${(seen.get(item.name) ?? 0) + 1})`));
-      seen.set(item.name, i);
-    });
-  };
-  dup(bp.identity?.keys, 'identity', 'keys');
-  dup(bp.consent?.purposes, 'consent', 'purposes');
-  dup(bp.sources, 'sources');
-  dup(bp.computed_traits, 'computed_traits');
-
-  bp.sources?.forEach((s, i) => {
-    if (s.type === 'webhook' && !s.preset && !s.mapping) issues.push(loc.issue('CAIRN_ERR_BLUEPRINT_REFERENCE', ['sources', i], `source "${s.name}" is a webhook but has neither preset nor mapping`));
-    if (s.preset && !PRESETS.includes(s.preset)) {
-      const guess = closest(s.preset, PRESETS);
-      issues.push(loc.issue('CAIRN_ERR_BLUEPRINT_REFERENCE', ['sources', i, 'preset'], `unknown preset "${s.preset}"${guess ? ` — did you mean "${guess}"?` : ''} (shipped: ${PRESETS.join(', ')})`));
-    }
-    s.mapping?.forEach((r, j) => {
-      if (r.type === 'track' && !r.event) issues.push(loc.issue('CAIRN_ERR_BLUEPRINT_REFERENCE', ['sources', i, 'mapping', j], 'a track rule needs "event"'));
-      if (!r.userId && !r.anonymousId) issues.push(loc.issue('CAIRN_ERR_BLUEPRINT_REFERENCE', ['sources', i, 'mapping', j], 'a rule needs "userId" or "anonymousId"'));
-    });
-  });
-  bp.computed_traits?.forEach((c, i) => {
-    if ((c.kind === 'sum' || c.kind === 'last') && !c.property) issues.push(loc.issue('CAIRN_ERR_BLUEPRINT_REFERENCE', ['computed_traits', i], `computed trait "${c.name}" of kind ${c.kind} needs "property"`));
-    if (c.window && (parseDuration(c.window) ?? 0) < 60 * 60 * 1000) issues.push(loc.issue('CAIRN_ERR_BLUEPRINT_REFERENCE', ['computed_traits', i, 'window'], `window ${c.window} is shorter than the 1h bucket size`));
-    if ((c.kind === 'last' || c.kind === 'first_seen' || c.kind === 'last_seen') && c.window) issues.push(loc.issue('CAIRN_ERR_BLUEPRINT_REFERENCE', ['computed_traits', i, 'window'], `a ${c.kind} trait takes no window`));
-  });
-  if (issues.length > 0) throw new BlueprintError(issues);
+  const { errors, warnings } = checkReferences(blueprint, locator);
+  if (errors.length > 0) throw new BlueprintError(errors);
+  return { blueprint, locator, warnings };
 }
 
 export function loadBlueprintFile(path: string): LoadedBlueprint & { source: string } {
