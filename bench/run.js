@@ -3,7 +3,7 @@
 //
 //   node bench/run.js                      all figures (about 3 minutes)
 //   node bench/run.js --quick              short rounds, a smoke check (under a minute)
-//   node bench/run.js --only batch,single  some of: batch, single, pg, import
+//   node bench/run.js --only batch,single  some of: conditions, batch, single, pg, import
 //   node bench/run.js --rounds 7           rounds per figure (the median is reported)
 //   node bench/run.js --json out.json      also write the results as JSON
 //   node bench/run.js --keep               keep the temporary databases and logs
@@ -55,14 +55,14 @@ function parseArgs(argv) {
     else if (a === '--help' || a === '-h') o.help = true;
     else throw new Error(`unknown option ${a} (see --help)`);
   }
-  const known = ['batch', 'single', 'pg', 'import'];
+  const known = ['conditions', 'batch', 'single', 'pg', 'import'];
   for (const k of o.only ?? []) if (!known.includes(k)) throw new Error(`--only: unknown figure "${k}"; known: ${known.join(', ')}`);
   if (o.rounds !== null && !(Number.isInteger(o.rounds) && o.rounds >= 1)) throw new Error('--rounds: expected a positive integer');
   if (!(Number.isInteger(o.pgProcs) && o.pgProcs >= 1 && o.pgProcs <= 8)) throw new Error('--pg-procs: expected 1 to 8');
   return o;
 }
 
-const USAGE = `usage: node bench/run.js [--quick] [--only batch,single,pg,import] [--rounds N] [--json FILE] [--keep] [--profile] [--sql-timing] [--pg-procs N]`;
+const USAGE = `usage: node bench/run.js [--quick] [--only conditions,batch,single,pg,import] [--rounds N] [--json FILE] [--keep] [--profile] [--sql-timing] [--pg-procs N]`;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -497,7 +497,38 @@ function figures(o) {
       rounds: o.rounds ?? (q ? 1 : 3),
       budgetMs: o.rounds ? Infinity : q ? 10_000 : 25_000,
     },
+    {
+      key: 'conditions',
+      what: 'condition evaluation, 20 rules × profiles, vs json-rules-engine in the same run',
+      target: 50,
+      run: conditionsFigure,
+    },
   ].filter((f) => !o.only || o.only.has(f.key));
+}
+
+/** The condition benchmark (bench/conditions.js) as a figure: the ratio to json-rules-engine. */
+async function conditionsFigure(spec, o) {
+  const { runConditionBench } = await import('./conditions.js');
+  const r = await runConditionBench({ quick: o.quick });
+  const ratios = r.rounds.cairn.map((c, i) => c / r.rounds.jsonRulesEngine[i]);
+  const sorted = [...ratios].sort((a, b) => a - b);
+  log(`  Cairn ${fmt(r.evaluationsPerSecond.cairn)} evaluations/s, json-rules-engine ${fmt(r.evaluationsPerSecond.jsonRulesEngine)}/s, cel-js interpreter ${fmt(r.evaluationsPerSecond.celJsInterpreter)}/s`);
+  return {
+    key: spec.key,
+    what: spec.what,
+    target: spec.target,
+    unit: '× json-rules-engine',
+    rounds: ratios,
+    median: r.ratioVsJsonRulesEngine,
+    min: sorted[0],
+    max: sorted[sorted.length - 1],
+    checks: [
+      { ok: r.disagreements === 0, text: `all three evaluators agree on every outcome (${r.disagreements} disagreements)` },
+      { ok: r.notCompiled.length === 0, text: `every rule compiled (${r.notCompiled.length} fell back to the interpreter)` },
+      { ok: true, text: `Cairn ${fmt(r.evaluationsPerSecond.cairn)} evaluations/s; json-rules-engine ${fmt(r.evaluationsPerSecond.jsonRulesEngine)}/s; cel-js interpreter ${fmt(r.evaluationsPerSecond.celJsInterpreter)}/s` },
+    ],
+    ok: r.disagreements === 0 && r.notCompiled.length === 0,
+  };
 }
 
 function printTable(results) {

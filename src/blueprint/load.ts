@@ -5,6 +5,7 @@ import { Settings } from 'typebox/system';
 import { CairnError, closest, type ErrorCode } from '../core/index.js';
 import { Blueprint } from './schema.js';
 import { checkReferences } from './references.js';
+import { compileBlueprintConditions, type CompiledBlueprintConditions } from './conditions.js';
 
 /** One problem in a blueprint, with its position (1-based line and column). */
 export interface BlueprintIssue {
@@ -214,6 +215,8 @@ export interface LoadedBlueprint {
   locator: BlueprintLocator;
   /** Problems that do not stop loading (an event no contract declares when there are no contracts). */
   warnings: BlueprintIssue[];
+  /** Every condition, compiled once, by YAML path text (segments[0].condition). */
+  conditions: CompiledBlueprintConditions['byPath'];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,7 +365,9 @@ export function parseBlueprint(source: string, file = 'blueprint.yaml'): LoadedB
   const blueprint = value as Blueprint;
   const { errors, warnings } = checkReferences(blueprint, locator);
   if (errors.length > 0) throw new BlueprintError(errors);
-  return { blueprint, locator, warnings };
+  const conditions = compileBlueprintConditions(blueprint, locator);
+  if (conditions.errors.length > 0) throw new BlueprintError(conditions.errors);
+  return { blueprint, locator, warnings: [...warnings, ...conditions.warnings], conditions: conditions.byPath };
 }
 
 export function loadBlueprintFile(path: string): LoadedBlueprint & { source: string } {

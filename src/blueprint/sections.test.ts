@@ -662,7 +662,7 @@ describe('a blueprint using every section', () => {
     '  - { name: email, type: email }', // 14
     '  - name: push',
     '    type: push',
-    `    audience: 'traits.platform == "ios"'`,
+    `    audience: 'traits.plan == "pro"'`,
     '    live_from_phase: scale',
     'segments:', // 19
     `  - { name: pro, condition: 'traits.plan == "pro"', persona: { summary: Paying teams } }`,

@@ -50,6 +50,13 @@ export const ERRORS = {
   CAIRN_ERR_BLUEPRINT_SCHEMA: { status: 400, message: '{file}:{line}:{column}: {reason}', hint: 'See docs/blueprint.md for every allowed key.' },
   CAIRN_ERR_BLUEPRINT_REFERENCE: { status: 400, message: '{file}:{line}:{column}: {reason}', hint: 'Declare what is referenced, or fix the name.' },
 
+  // Conditions (CEL). The condition domain raises these with the offset in the expression; a
+  // blueprint reports them at file:line:column. Kept identical to src/conditions/errors.ts (tested).
+  CAIRN_ERR_CONDITION_SYNTAX: { status: 400, message: 'Condition syntax error at offset {offset}: {reason}', hint: 'Conditions are CEL expressions, e.g. count("Order Completed", "60d") >= 3 && traits.plan == "plus".' },
+  CAIRN_ERR_CONDITION_TYPE: { status: 400, message: 'Condition type error at offset {offset}: {reason}', hint: 'Compare like with like (int with int or double, string with string); a condition must give a bool; event names, windows and filters must be literals.' },
+  CAIRN_ERR_CONDITION_UNKNOWN: { status: 400, message: 'Condition refers to an undeclared {kind} "{name}" at offset {offset}{suggestion}', hint: 'Declare it in the blueprint (traits, events, segments, stages, consent purposes, channels) or fix the name.' },
+  CAIRN_ERR_CONDITION_LIMIT: { status: 400, message: 'Condition exceeds a limit at offset {offset}: {reason}', hint: 'Split the condition into segments, or shorten lists; limits protect evaluation time.' },
+
   // Workspaces and profiles
   CAIRN_ERR_WORKSPACE_NOT_FOUND: { status: 404, message: 'Workspace "{workspace}" does not exist', hint: 'List workspaces with `cairn keys list` or create one.' },
   CAIRN_ERR_PROFILE_NOT_FOUND: { status: 404, message: 'No customer profile for {identity}', hint: 'Look up by id, or by identity as kind:value (email:ana@example.com).' },
