@@ -166,6 +166,27 @@ export async function main(argv: string[]): Promise<void> {
       }),
     );
 
+  program
+    .command('validate <blueprint...>')
+    .description('Check blueprints: schema, references and every condition, with file:line:column; warnings too')
+    .option('--strict', 'treat warnings as errors')
+    .action((files: string[], opts: { strict?: boolean }) => {
+      let failed = false;
+      for (const file of files) {
+        try {
+          const { warnings, conditions } = loadBlueprintFile(file);
+          for (const w of warnings) console.error(`${w.file}:${w.line}:${w.column}: warning: ${w.message} [${w.code}]\n${w.frame}`);
+          console.log(`${file}: valid (${conditions.size} conditions compiled${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''})`);
+          if (opts.strict && warnings.length > 0) failed = true;
+        } catch (err) {
+          if (!(err instanceof CairnError)) throw err;
+          console.error(err.message);
+          failed = true;
+        }
+      }
+      if (failed) process.exitCode = 2;
+    });
+
   registerImport(program, withRuntime);
   registerSchemaCommand(program);
 
