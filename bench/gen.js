@@ -14,17 +14,10 @@ const CITIES = ['Berlin', 'Munich', 'Hamburg', 'Vienna', 'Zurich', 'Amsterdam', 
 const FIRST = ['Ana', 'Ben', 'Chloe', 'Dario', 'Eva', 'Farid', 'Greta', 'Hiro', 'Ines', 'Jonas', 'Kemal', 'Lena'];
 const AGENTS = ['Mozilla/5.0 (Macintosh) Safari/605.1.15', 'Mozilla/5.0 (Windows NT 10.0) Chrome/126.0', 'Mozilla/5.0 (iPhone) Mobile/15E148'];
 
-/** mulberry32: a small seeded generator, so two runs send the same shapes. */
-export function rng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator the demo uses (mulberry32), so two runs send the same shapes. */
+import { rng } from '../dist/planning/index.js';
+
+export { rng };
 
 /**
  * @param {{ prefix: string, seed?: number, newShare?: number, identifyShare?: number }} opts
