@@ -12,6 +12,7 @@ export type ComputedState =
   | { b: Record<string, number> } // windowed count/sum: bucket index -> amount
   | { t: number } // unwindowed count/sum
   | { v: unknown; ts: number } // last
+  | { p: Record<string, unknown>; ts: number } // last_event: properties of the newest matching event
   | { ts: number }; // first_seen / last_seen
 
 export interface ComputedInput {
@@ -63,6 +64,11 @@ export function update(def: ResolvedComputedTrait, state: ComputedState | undefi
       if (cur && (cur.ts > e.ts || (cur.ts === e.ts && stableStringify(cur.v) >= stableStringify(v)))) return cur;
       return { v, ts: e.ts };
     }
+    case 'last_event': {
+      const next = { p: e.properties ?? {}, ts: e.ts };
+      const cur = state as { p: Record<string, unknown>; ts: number } | undefined;
+      return cur && newerEvent(cur, next) === cur ? cur : next;
+    }
     case 'first_seen': {
       const cur = state as { ts: number } | undefined;
       return cur && cur.ts <= e.ts ? cur : { ts: e.ts };
@@ -72,6 +78,15 @@ export function update(def: ResolvedComputedTrait, state: ComputedState | undefi
       return cur && cur.ts >= e.ts ? cur : { ts: e.ts };
     }
   }
+}
+
+/**
+ * The newer of two last_event states: later time wins; at equal times the greater properties by
+ * stable JSON, so the result depends on neither arrival order nor merge order.
+ */
+function newerEvent<T extends { p: Record<string, unknown>; ts: number }>(a: T, b: T): T {
+  if (a.ts !== b.ts) return a.ts > b.ts ? a : b;
+  return stableStringify(a.p) >= stableStringify(b.p) ? a : b;
 }
 
 function prune(def: ResolvedComputedTrait, b: Record<string, number>, now: number): Record<string, number> {
@@ -98,10 +113,31 @@ export function merge(def: ResolvedComputedTrait, a: ComputedState | undefined, 
       if (x.ts !== y.ts) return x.ts > y.ts ? x : y;
       return stableStringify(x.v) >= stableStringify(y.v) ? x : y;
     }
+    case 'last_event':
+      return newerEvent(a as { p: Record<string, unknown>; ts: number }, b as { p: Record<string, unknown>; ts: number });
     case 'first_seen':
       return (a as { ts: number }).ts <= (b as { ts: number }).ts ? a : b;
     case 'last_seen':
       return (a as { ts: number }).ts >= (b as { ts: number }).ts ? a : b;
+  }
+}
+
+/**
+ * A condition counter's value as EvalInput.counter(key) returns it: count/sum a number, last_seen
+ * epoch ms, last_event {ts, properties}; undefined when the event never happened.
+ */
+export function counterValue(def: ResolvedComputedTrait, state: ComputedState | undefined, now: number): unknown {
+  switch (def.kind) {
+    case 'last_seen':
+    case 'first_seen':
+      return state && 'ts' in state ? state.ts : undefined;
+    case 'last_event':
+      return state && 'p' in state ? { ts: state.ts, properties: state.p } : undefined;
+    case 'last':
+      return state && 'v' in state ? state.v : undefined;
+    case 'count':
+    case 'sum':
+      return valueOf(def, state, now);
   }
 }
 
@@ -121,15 +157,18 @@ export function valueOf(def: ResolvedComputedTrait, state: ComputedState | undef
     }
     case 'last':
       return state && 'v' in state ? state.v : null;
+    case 'last_event':
+      return state && 'p' in state ? { ts: state.ts, properties: state.p } : null;
     case 'first_seen':
     case 'last_seen':
       return state && 'ts' in state ? new Date(state.ts).toISOString() : null;
   }
 }
 
+/** Values of the declared computed traits (implicit condition counters are left out). */
 export function computedValues(defs: readonly ResolvedComputedTrait[], states: Record<string, ComputedState>, now: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const d of defs) out[d.name] = valueOf(d, states[d.name], now);
+  for (const d of defs) if (d.implicit !== true) out[d.name] = valueOf(d, states[d.name], now);
   return out;
 }
 

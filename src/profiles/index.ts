@@ -18,3 +18,5 @@ export {
   type TimelineEntry,
   type Page,
 } from './repository.js';
+export { buildEvalInput, isReachable, type EvalInputOptions } from './view.js';
+export { evaluateSegments, updateSegmentMemberships, recomputeSegments, segmentSizes, getSegmentMemberships, getSegmentHistory, type SegmentChange } from './segments.js';

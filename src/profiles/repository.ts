@@ -7,6 +7,7 @@ import { identityKey, type Identity } from './identity.js';
 import { traitValues, type Traits } from './traits.js';
 import { computedValues, applyEvent, type ComputedState } from './computed.js';
 import { currentConsent, type ConsentEntry, type ConsentState, type ConsentInput } from './consent.js';
+import { updateSegmentMemberships } from './segments.js';
 
 type CustomerRecord = { id: string; created_at: number; updated_at: number; merged_into: string | null; traits: string; computed: string; first_seen: number; last_seen: number };
 
@@ -82,8 +83,9 @@ export async function applyProfileEvents(trx: Trx, store: Store, workspaceId: st
   // 3. Apply in arrival order.
   for (const e of events) unit.apply(e);
 
-  // 4. Write back.
+  // 4. Write back, then re-evaluate the touched profiles' segments in the same transaction.
   await saveUnit(trx, store, workspaceId, unit);
+  await updateSegmentMemberships(trx, store, workspaceId, unit);
   return unit;
 }
 

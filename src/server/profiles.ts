@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CairnError, uuidv7 } from '../core/index.js';
 import type { Runtime } from '../runtime.js';
-import { findCustomerId, getProfile, getTimeline, getConsentLedger, getIdentityLog, parseIdentity, currentConsent, type ProfileEvent } from '../profiles/index.js';
+import { findCustomerId, getProfile, getTimeline, getConsentLedger, getIdentityLog, getSegmentMemberships, parseIdentity, currentConsent, segmentSizes, type ProfileEvent } from '../profiles/index.js';
 import { isStorableText, readConsent } from '../ingest/index.js';
 import type { Workspace } from '../governance/index.js';
 import { authenticate } from './auth.js';
@@ -29,7 +29,14 @@ export async function profileRoutes(app: FastifyInstance, rt: Runtime): Promise<
     const { ws, id } = await resolveRef(req, 'profiles:read');
     const profile = await getProfile(rt.store.db, ws.id, ws.model, id, rt.clock.now());
     if (!profile) throw new CairnError('CAIRN_ERR_PROFILE_NOT_FOUND', { identity: id });
-    return profile;
+    return { ...profile, segments: await getSegmentMemberships(rt.store.db, ws.id, id) };
+  });
+
+  app.get('/v1/segments', { schema: { tags: ['segments'], summary: 'Segments of the blueprint with their current number of members', response: { '4xx': ErrorBody } } }, async (req) => {
+    const p = await authenticate(req, rt.keys, 'profiles:read');
+    const ws = await rt.workspaces.get(p.workspaceId);
+    const sizes = await segmentSizes(rt.store.db, ws.id);
+    return { items: (ws.blueprint.segments ?? []).map((s) => ({ name: s.name, persona: s.persona !== undefined, size: sizes[s.name] ?? 0 })) };
   });
 
   app.get('/v1/profiles/:ref/events', { schema: { tags, summary: 'The timeline across all sources, newest first, paged', params: ProfileRef, querystring: TimelineQuery, response: { '4xx': ErrorBody } } }, async (req) => {

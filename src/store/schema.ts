@@ -112,6 +112,23 @@ export interface ImportCheckpointsTable {
   updated_at: number;
 }
 
+export interface SegmentMembershipTable {
+  workspace_id: string;
+  customer_id: string;
+  segment: string;
+  entered_at: number;
+}
+
+export interface SegmentHistoryTable {
+  workspace_id: string;
+  customer_id: string;
+  /** uuidv7: history orders by id within a customer. */
+  id: string;
+  segment: string;
+  change: 'entered' | 'exited';
+  at: number;
+}
+
 export interface Database {
   workspaces: WorkspacesTable;
   api_keys: ApiKeysTable;
@@ -122,4 +139,6 @@ export interface Database {
   identity_log: IdentityLogTable;
   consent: ConsentTable;
   import_checkpoints: ImportCheckpointsTable;
+  segment_membership: SegmentMembershipTable;
+  segment_history: SegmentHistoryTable;
 }

@@ -1,9 +1,11 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial.js';
+import * as m0002 from './0002_segments.js';
 
 /** Numbered migrations, applied in order; never edit one that has shipped — add the next number. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
+  '0002_segments': m0002,
 };
 
 export const migrationProvider: MigrationProvider = {
