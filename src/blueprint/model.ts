@@ -49,6 +49,14 @@ export interface ResolvedSegment {
   inCycle: boolean;
 }
 
+/** A stage ready to evaluate, in declaration (journey) order. */
+export interface ResolvedStage {
+  name: string;
+  /** The stage's lifecycle; '' for the default one (no lifecycle, or `main`, which is its name in the blueprint). */
+  lifecycle: string;
+  condition: CompiledCondition;
+}
+
 export interface WorkspaceModel {
   name: string;
   timezone: string;
@@ -73,6 +81,11 @@ export interface WorkspaceModel {
    * member is evaluated after the others it reaches); see ResolvedSegment.inCycle.
    */
   segments: ResolvedSegment[];
+  /**
+   * Stages in declaration order; per lifecycle, a customer's current stage is the last listed stage
+   * whose condition holds (see profiles/stages.ts).
+   */
+  stages: ResolvedStage[];
 }
 
 /** Compiled conditions by YAML path, as parseBlueprint returns them. */
@@ -205,5 +218,9 @@ export function resolveModel(bp: Blueprint, presets: Record<string, MappingRule[
     sources,
     computed,
     segments: orderSegments(bp, compiled),
+    stages: (bp.stages ?? []).flatMap((st, i) => {
+      const entry = compiled.get(`stages[${i}].condition`);
+      return entry ? [{ name: st.name, lifecycle: st.lifecycle === undefined || st.lifecycle === 'main' ? '' : st.lifecycle, condition: entry.compiled }] : [];
+    }),
   };
 }

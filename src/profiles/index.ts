@@ -19,4 +19,5 @@ export {
   type Page,
 } from './repository.js';
 export { buildEvalInput, isReachable, type EvalInputOptions } from './view.js';
-export { evaluateSegments, updateSegmentMemberships, recomputeSegments, segmentSizes, getSegmentMemberships, getSegmentHistory, type SegmentChange } from './segments.js';
+export { evaluateSegments, updateSegmentMemberships, recomputeSegments, recomputeStages, segmentSizes, getSegmentMemberships, getSegmentHistory, type SegmentChange } from './segments.js';
+export { evaluateStages, stageSizes, getCustomerStages, getStageHistory, primaryLifecycle, type StageChange } from './stages.js';

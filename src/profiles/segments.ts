@@ -7,6 +7,7 @@ import type { ProfileUnit, ProfileRow } from './unit.js';
 import type { Traits } from './traits.js';
 import type { ComputedState } from './computed.js';
 import { buildEvalInput } from './view.js';
+import { evaluateStages, hasAnyStage, stageForConditions, stagesReadConsent, storedStagesOf, writeStageDiff, type StoredStages } from './stages.js';
 // A cycle with repository.ts (which calls updateSegmentMemberships); only functions cross it.
 import { profileLockKey } from './repository.js';
 
@@ -22,17 +23,26 @@ import { profileLockKey } from './repository.js';
  * without an event; only recomputeSegments picks that up (see its comment).
  */
 
-/** The segments a profile belongs to at `now`, in evaluation order. */
-export function evaluateSegments(model: WorkspaceModel, row: ProfileRow, consent: readonly ConsentState[], now: number): Set<string> {
+/**
+ * The segments a profile belongs to at `now`, in evaluation order. `stage` is what stage() reads:
+ * the customer's stored stage from before this pass (stages are evaluated after segments; see stages.ts).
+ */
+export function evaluateSegments(model: WorkspaceModel, row: ProfileRow, consent: readonly ConsentState[], now: number, stage: string | null = null): Set<string> {
   const members = new Set<string>();
-  const input = buildEvalInput(model, row, { now, segments: members, stage: null, consent });
+  const input = buildEvalInput(model, row, { now, segments: members, stage, consent });
   for (const s of model.segments) if (s.condition.evaluate(input)) members.add(s.name);
   return members;
 }
 
-/** Whether any segment reads consent, so the ledger must be loaded to evaluate. */
+/** Whether any segment or stage reads consent, so the ledger must be loaded to evaluate. */
 function readsConsent(model: WorkspaceModel): boolean {
-  return model.segments.some((s) => s.condition.references.purposes.length > 0 || s.condition.references.functions.includes('consent'));
+  return stagesReadConsent(model) || model.segments.some((s) => s.condition.references.purposes.length > 0 || s.condition.references.functions.includes('consent'));
+}
+
+/** The stored stages of these customers, when stages are declared or some are stored (else empty). */
+async function storedStagesIfAny(trx: Trx, model: WorkspaceModel, workspaceId: string, ids: readonly string[], maxP: number): Promise<StoredStages> {
+  if (ids.length === 0 || (model.stages.length === 0 && !(await hasAnyStage(trx, workspaceId)))) return new Map();
+  return storedStagesOf(trx, workspaceId, ids, maxP);
 }
 
 async function consentOf(trx: Trx | Db, workspaceId: string, ids: readonly string[], maxP: number): Promise<Map<string, ConsentState[]>> {
@@ -97,20 +107,42 @@ async function writeDiff(trx: Trx, store: Store, workspaceId: string, wanted: Re
 }
 
 /**
- * Re-evaluates the segments of every profile a unit touched, inside the unit's transaction and
- * after it was saved (so this batch's consent entries are read). Profiles merged away leave every
- * segment. Returns the changes written.
+ * Segments, then stages, of the given profiles (merged-away ones leave every segment and stage):
+ * one pass, shared by the live and the bulk path so that they agree.
+ */
+async function evaluateAndWrite(trx: Trx, store: Store, workspaceId: string, model: WorkspaceModel, rows: readonly ProfileRow[], now: number, checkEmpty: boolean): Promise<SegmentChange[]> {
+  const maxP = store.dialect.capabilities.maxParameters;
+  const live = rows.filter((r) => r.mergedInto === null);
+  const consent = readsConsent(model) && live.length > 0 ? await consentOf(trx, workspaceId, live.map((r) => r.id), maxP) : new Map<string, ConsentState[]>();
+  const stored = await storedStagesIfAny(trx, model, workspaceId, rows.map((r) => r.id), maxP);
+  const wanted = new Map<string, ReadonlySet<string>>();
+  const wantedStages = new Map<string, ReadonlyMap<string, string>>();
+  for (const row of rows) {
+    if (row.mergedInto !== null) {
+      wanted.set(row.id, new Set());
+      wantedStages.set(row.id, new Map());
+      continue;
+    }
+    const stage = stageForConditions(model, stored.get(row.id));
+    const c = consent.get(row.id) ?? [];
+    const members = evaluateSegments(model, row, c, now, stage);
+    wanted.set(row.id, members);
+    wantedStages.set(row.id, evaluateStages(model, row, members, c, stage, now));
+  }
+  if (stored.size > 0 || model.stages.length > 0) await writeStageDiff(trx, store, workspaceId, wantedStages, stored, now);
+  if (checkEmpty && model.segments.length === 0 && !(await hasAnyMembership(trx, workspaceId))) return [];
+  return writeDiff(trx, store, workspaceId, wanted, now);
+}
+
+/**
+ * Re-evaluates the segments, then the stages (see stages.ts), of every profile a unit touched,
+ * inside the unit's transaction and after it was saved (so this batch's consent entries are read).
+ * Profiles merged away leave every segment and stage. Returns the segment changes written.
  */
 export async function updateSegmentMemberships(trx: Trx, store: Store, workspaceId: string, unit: ProfileUnit): Promise<SegmentChange[]> {
-  const model = unit.model;
   const touched = [...unit.dirty];
   if (touched.length === 0) return [];
-  const live = touched.filter((r) => r.mergedInto === null);
-  const consent = readsConsent(model) && live.length > 0 ? await consentOf(trx, workspaceId, live.map((r) => r.id), store.dialect.capabilities.maxParameters) : new Map<string, ConsentState[]>();
-  const wanted = new Map<string, ReadonlySet<string>>();
-  for (const row of touched) wanted.set(row.id, row.mergedInto === null ? evaluateSegments(model, row, consent.get(row.id) ?? [], unit.now) : new Set());
-  if (model.segments.length === 0 && !(await hasAnyMembership(trx, workspaceId))) return [];
-  return writeDiff(trx, store, workspaceId, wanted, unit.now);
+  return evaluateAndWrite(trx, store, workspaceId, unit.model, touched, unit.now, true);
 }
 
 async function hasAnyMembership(trx: Trx, workspaceId: string): Promise<boolean> {
@@ -120,11 +152,12 @@ async function hasAnyMembership(trx: Trx, workspaceId: string): Promise<boolean>
 type CustomerRecord = { id: string; created_at: number; updated_at: number; merged_into: string | null; traits: string; computed: string; first_seen: number; last_seen: number };
 
 /**
- * Evaluates every segment for every live profile of a workspace at `now` and writes the changes,
+ * Evaluates every segment, then every stage (stages.ts), for every live profile of a workspace at `now` and writes the changes,
  * a page of profiles per transaction under the workspace's profile lock (the one ingest takes, so
  * a page never interleaves with an ingest commit). Memberships of merged-away
  * profiles are exited too. This is also how exits caused by time alone (a rolling window emptying)
- * are found: run it periodically. Returns the number of profiles evaluated.
+ * are found: run it periodically. Stages are recomputed in the same pass (recomputeStages is this
+ * function), so the bulk and live paths agree. Returns the number of profiles evaluated.
  */
 export async function recomputeSegments(store: Store, workspaceId: string, model: WorkspaceModel, now: number, opts: { pageSize?: number } = {}): Promise<number> {
   const pageSize = opts.pageSize ?? 500;
@@ -139,7 +172,6 @@ export async function recomputeSegments(store: Store, workspaceId: string, model
       const ids = rows.map((r) => r.id);
       const idRows: { kind: string; value: string; customer_id: string }[] = [];
       for (const chunk of chunkRows(ids, 1, maxP - 1)) idRows.push(...(await trx.selectFrom('identities').select(['kind', 'value', 'customer_id']).where('workspace_id', '=', workspaceId).where('customer_id', 'in', chunk).execute()));
-      const consent = readsConsent(model) ? await consentOf(trx, workspaceId, ids, maxP) : new Map<string, ConsentState[]>();
       const profiles = new Map<string, ProfileRow>(
         rows.map((r) => [
           r.id,
@@ -147,9 +179,7 @@ export async function recomputeSegments(store: Store, workspaceId: string, model
         ]),
       );
       for (const i of idRows) profiles.get(i.customer_id)?.identities.add(`${i.kind}\u0000${i.value}`);
-      const wanted = new Map<string, ReadonlySet<string>>();
-      for (const p of profiles.values()) wanted.set(p.id, evaluateSegments(model, p, consent.get(p.id) ?? [], now));
-      await writeDiff(trx, store, workspaceId, wanted, now);
+      await evaluateAndWrite(trx, store, workspaceId, model, [...profiles.values()], now, false);
       after = ids[ids.length - 1] as string;
       return ids.length;
     }, locks);
@@ -167,9 +197,25 @@ export async function recomputeSegments(store: Store, workspaceId: string, model
       .where('c.merged_into', 'is not', null)
       .execute();
     if (stale.length > 0) await writeDiff(trx, store, workspaceId, new Map(stale.map((s) => [s.customer_id, new Set<string>()])), now);
+    // Likewise their stages.
+    const staleStages = await trx
+      .selectFrom('customer_stage as s')
+      .innerJoin('customers as c', (j) => j.onRef('c.workspace_id', '=', 's.workspace_id').onRef('c.id', '=', 's.customer_id'))
+      .select('s.customer_id')
+      .distinct()
+      .where('s.workspace_id', '=', workspaceId)
+      .where('c.merged_into', 'is not', null)
+      .execute();
+    if (staleStages.length > 0) {
+      const ids = staleStages.map((s) => s.customer_id);
+      await writeStageDiff(trx, store, workspaceId, new Map(ids.map((id) => [id, new Map<string, string>()])), await storedStagesOf(trx, workspaceId, ids, maxP), now);
+    }
   }, locks);
   return done;
 }
+
+/** The bulk path for stages: segments and stages are recomputed in one pass. */
+export const recomputeStages = recomputeSegments;
 
 /** Current members per segment (segments without members are absent). */
 export async function segmentSizes(db: Db, workspaceId: string): Promise<Record<string, number>> {

@@ -16,6 +16,7 @@ export interface EvalInputOptions {
   context?: Readonly<Record<string, unknown>>;
   /** Current segment memberships (in_segment reads this set, which the caller may keep growing). */
   segments: ReadonlySet<string>;
+  /** What stage() reads: the current stage in the first listed stage's lifecycle (see stages.ts); null when none. */
   stage: string | null;
   /** The current consent state (currentConsent of the ledger); empty when none was recorded. */
   consent: readonly ConsentState[];

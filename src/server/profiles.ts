@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CairnError, uuidv7 } from '../core/index.js';
 import type { Runtime } from '../runtime.js';
-import { findCustomerId, getProfile, getTimeline, getConsentLedger, getIdentityLog, getSegmentMemberships, parseIdentity, currentConsent, segmentSizes, type ProfileEvent } from '../profiles/index.js';
+import { findCustomerId, getProfile, getTimeline, getConsentLedger, getIdentityLog, getSegmentMemberships, getCustomerStages, parseIdentity, currentConsent, segmentSizes, stageSizes, type ProfileEvent } from '../profiles/index.js';
 import { isStorableText, readConsent } from '../ingest/index.js';
 import type { Workspace } from '../governance/index.js';
 import { authenticate } from './auth.js';
@@ -29,7 +29,8 @@ export async function profileRoutes(app: FastifyInstance, rt: Runtime): Promise<
     const { ws, id } = await resolveRef(req, 'profiles:read');
     const profile = await getProfile(rt.store.db, ws.id, ws.model, id, rt.clock.now());
     if (!profile) throw new CairnError('CAIRN_ERR_PROFILE_NOT_FOUND', { identity: id });
-    return { ...profile, segments: await getSegmentMemberships(rt.store.db, ws.id, id) };
+    const [segments, stages] = await Promise.all([getSegmentMemberships(rt.store.db, ws.id, id), getCustomerStages(rt.store.db, ws.id, id)]);
+    return { ...profile, segments, stages };
   });
 
   app.get('/v1/segments', { schema: { tags: ['segments'], summary: 'Segments of the blueprint with their current number of members', response: { '4xx': ErrorBody } } }, async (req) => {
@@ -37,6 +38,13 @@ export async function profileRoutes(app: FastifyInstance, rt: Runtime): Promise<
     const ws = await rt.workspaces.get(p.workspaceId);
     const sizes = await segmentSizes(rt.store.db, ws.id);
     return { items: (ws.blueprint.segments ?? []).map((s) => ({ name: s.name, persona: s.persona !== undefined, size: sizes[s.name] ?? 0 })) };
+  });
+
+  app.get('/v1/stages', { schema: { tags: ['stages'], summary: 'Stages of the blueprint in journey order with their current number of customers', response: { '4xx': ErrorBody } } }, async (req) => {
+    const p = await authenticate(req, rt.keys, 'profiles:read');
+    const ws = await rt.workspaces.get(p.workspaceId);
+    const sizes = await stageSizes(rt.store.db, ws.id);
+    return { items: (ws.blueprint.stages ?? []).map((s) => ({ name: s.name, lifecycle: s.lifecycle ?? '', size: sizes[s.name] ?? 0 })) };
   });
 
   app.get('/v1/profiles/:ref/events', { schema: { tags, summary: 'The timeline across all sources, newest first, paged', params: ProfileRef, querystring: TimelineQuery, response: { '4xx': ErrorBody } } }, async (req) => {

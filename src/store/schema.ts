@@ -129,6 +129,28 @@ export interface SegmentHistoryTable {
   at: number;
 }
 
+export interface CustomerStageTable {
+  workspace_id: string;
+  customer_id: string;
+  /** '' for stages that declare no lifecycle. */
+  lifecycle: string;
+  stage: string;
+  entered_at: number;
+}
+
+export interface StageHistoryTable {
+  workspace_id: string;
+  customer_id: string;
+  /** uuidv7: history orders by id within a customer. */
+  id: string;
+  lifecycle: string;
+  /** null: the customer had no stage in this lifecycle. */
+  from_stage: string | null;
+  /** null: the customer left every stage of this lifecycle (no condition holds, or merged away). */
+  to_stage: string | null;
+  at: number;
+}
+
 export interface Database {
   workspaces: WorkspacesTable;
   api_keys: ApiKeysTable;
@@ -141,4 +163,6 @@ export interface Database {
   import_checkpoints: ImportCheckpointsTable;
   segment_membership: SegmentMembershipTable;
   segment_history: SegmentHistoryTable;
+  customer_stage: CustomerStageTable;
+  stage_history: StageHistoryTable;
 }
