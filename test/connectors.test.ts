@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ENGINES } from './helpers/stores.js';
-import { basic, startTestApp, type TestApp } from './helpers/runtime.js';
+import { ORDER_TRAITS, basic, startTestApp, type TestApp } from './helpers/runtime.js';
 
 /**
  * PRODUCT §4.1 "source connectors by mapping": a CRM, a support desk and a shop post their own
@@ -66,16 +66,7 @@ sources:
           survey_opt_out: true
           survey_opt_out_reason: "\${event_type}"
 computed_traits:
-  - name: orders_60d
-    kind: count
-    event: Order Completed
-    window: 60d
-  - name: revenue_60d
-    kind: sum
-    event: Order Completed
-    property: revenue
-    window: 60d
-  - name: tickets_opened_90d
+${ORDER_TRAITS}  - name: tickets_opened_90d
     kind: count
     event: Ticket Opened
     window: 90d

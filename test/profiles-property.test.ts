@@ -7,6 +7,7 @@ import { parseBlueprint, resolveModel } from '../src/blueprint/index.js';
 import { upsertWorkspace, WorkspaceRegistry } from '../src/governance/index.js';
 import { IngestPipeline, normalizeMessage, type ItemOutcome } from '../src/ingest/index.js';
 import { getProfile, getTimeline, recomputeComputedTraits, type ProfileEvent } from '../src/profiles/index.js';
+import { ORDER_TRAITS } from './helpers/runtime.js';
 
 /**
  * Properties of the profile engine, through the real ingest pipeline and storage:
@@ -24,16 +25,7 @@ consent:
     - name: marketing
     - name: service
 computed_traits:
-  - name: orders_60d
-    kind: count
-    event: Order Completed
-    window: 60d
-  - name: revenue_60d
-    kind: sum
-    event: Order Completed
-    property: revenue
-    window: 60d
-  - name: revenue_total
+${ORDER_TRAITS}  - name: revenue_total
     kind: sum
     event: Order Completed
     property: revenue

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { DAY, HOUR } from '../core/index.js';
 import { parseBlueprint, resolveModel } from '../blueprint/index.js';
 import { computed, type ComputedState } from './index.js';
+import { ORDER_TRAITS } from '../../test/helpers/runtime.js';
 
 const { applyEvent, computedValues, mergeStates } = computed;
 
@@ -12,16 +13,7 @@ const model = resolveModel(
 workspace:
   name: Computed
 computed_traits:
-  - name: orders_60d
-    kind: count
-    event: Order Completed
-    window: 60d
-  - name: revenue_60d
-    kind: sum
-    event: Order Completed
-    property: revenue
-    window: 60d
-  - name: shoes_viewed_7d
+${ORDER_TRAITS}  - name: shoes_viewed_7d
     kind: count
     event: Product Viewed
     where:

@@ -4,22 +4,14 @@ import { ENGINES, type TestStore } from '../../test/helpers/stores.js';
 import { DAY, uuidv7 } from '../core/index.js';
 import { parseBlueprint, resolveModel } from '../blueprint/index.js';
 import { applyProfileEvents, extractIdentities, findCustomerId, getProfile, profileLockKey, recomputeComputedTraits, type ProfileEvent } from './index.js';
+import { ORDER_TRAITS } from '../../test/helpers/runtime.js';
 
 const NOW = Date.parse('2026-07-01T12:00:00.000Z');
 const BLUEPRINT = `version: 1
 workspace:
   name: Recompute
 computed_traits:
-  - name: orders_60d
-    kind: count
-    event: Order Completed
-    window: 60d
-  - name: revenue_60d
-    kind: sum
-    event: Order Completed
-    property: revenue
-    window: 60d
-`;
+${ORDER_TRAITS}`;
 const model = resolveModel(parseBlueprint(BLUEPRINT, 'recompute.yaml').blueprint);
 
 function order(userId: string, id: string, ts: number, revenue: number): ProfileEvent {

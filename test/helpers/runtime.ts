@@ -6,6 +6,18 @@ import { buildApp } from '../../src/server/index.js';
 import type { FastifyInstance } from 'fastify';
 import type { EngineFactory } from './stores.js';
 
+/** The two order counters many tests declare, as lines under `computed_traits:`. */
+export const ORDER_TRAITS = `  - name: orders_60d
+    kind: count
+    event: Order Completed
+    window: 60d
+  - name: revenue_60d
+    kind: sum
+    event: Order Completed
+    property: revenue
+    window: 60d
+`;
+
 export const MINIMAL_BLUEPRINT = `version: 1
 workspace:
   name: Test
@@ -18,16 +30,7 @@ sources:
     type: webhook
     preset: support-ticket
 computed_traits:
-  - name: orders_60d
-    kind: count
-    event: Order Completed
-    window: 60d
-  - name: revenue_60d
-    kind: sum
-    event: Order Completed
-    property: revenue
-    window: 60d
-`;
+${ORDER_TRAITS}`;
 
 export interface TestApp {
   rt: Runtime;
