@@ -25,11 +25,6 @@ export async function serve(rt: Runtime, out: (line: string) => void = (l) => pr
   const port = typeof addr === 'object' && addr ? addr.port : rt.config.port;
   const url = `http://${rt.config.host.includes(':') ? `[${rt.config.host}]` : rt.config.host}:${port}`;
 
-  const purge = setInterval(() => {
-    rt.pipeline.purgeDedupe().catch((err: unknown) => rt.log.warn({ err }, 'dedupe purge failed'));
-  }, 10 * 60_000);
-  purge.unref();
-
   out('');
   out(`Cairn is running at ${url}  (storage: ${rt.store.dialect.name} ${rt.store.dialect.displayUrl})`);
   out(`  OpenAPI:   ${url}/openapi.json`);
@@ -48,7 +43,6 @@ export async function serve(rt: Runtime, out: (line: string) => void = (l) => pr
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      clearInterval(purge);
       const timer = setTimeout(() => {
         rt.log.warn('shutdown timeout: closing remaining connections');
         app.server.closeAllConnections();

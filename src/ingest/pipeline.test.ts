@@ -66,7 +66,7 @@ describe.each(ENGINES)('IngestPipeline on $name', (engine) => {
     const rows = await t.store.db.selectFrom('events').select('message_id').where('workspace_id', '=', ws).execute();
     return rows.map((r) => r.message_id).sort();
   }
-  async function count(ws: string, table: 'events' | 'dedupe' | 'customers'): Promise<number> {
+  async function count(ws: string, table: 'events' | 'customers'): Promise<number> {
     const r = await t.store.db.selectFrom(table).select(sql<number>`count(*)`.as('n')).where('workspace_id', '=', ws).executeTakeFirstOrThrow();
     return Number(r.n);
   }
@@ -111,7 +111,7 @@ describe.each(ENGINES)('IngestPipeline on $name', (engine) => {
       await Promise.all(checks);
       expect(await stored(ws)).toEqual(acked.sort());
       // And it is really in the database, readable from a fresh query.
-      expect(await count(ws, 'dedupe')).toBe(240);
+      expect(await count(ws, 'events')).toBe(240);
     });
 
     it('resolves an empty submit at once with no outcomes', async () => {
@@ -137,50 +137,20 @@ describe.each(ENGINES)('IngestPipeline on $name', (engine) => {
       expect(sources.map((s) => s.source)).toEqual(['ios', 'web']);
     });
 
-    it('reclaims a messageId once the window has passed since it was first claimed', async () => {
+    it('reclaims a messageId once the window has passed since the stored event was received', async () => {
       const { ws, pipeline } = await setup();
-      expect(await pipeline.submit(ws, [track('u1', 'w1')])).toEqual(['accepted']);
+      expect(await pipeline.submit(ws, [track('u1', 'w1', 'web', clock.now())])).toEqual(['accepted']);
       clock.advance(WINDOW - 1);
       // A retry inside the window is a duplicate and does not extend the window.
-      expect(await pipeline.submit(ws, [track('u1', 'w1')])).toEqual(['duplicate']);
+      expect(await pipeline.submit(ws, [track('u1', 'w1', 'web', clock.now())])).toEqual(['duplicate']);
       clock.advance(1);
-      expect(await pipeline.submit(ws, [track('u1', 'w1')])).toEqual(['duplicate']);
+      expect(await pipeline.submit(ws, [track('u1', 'w1', 'web', clock.now())])).toEqual(['duplicate']);
       clock.advance(1);
-      expect(await pipeline.submit(ws, [track('u1', 'w1')])).toEqual(['accepted']);
-      // The new claim starts a new window.
+      expect(await pipeline.submit(ws, [track('u1', 'w1', 'web', clock.now())])).toEqual(['accepted']);
+      // The event stored again starts a new window.
       clock.advance(WINDOW);
-      expect(await pipeline.submit(ws, [track('u1', 'w1')])).toEqual(['duplicate']);
+      expect(await pipeline.submit(ws, [track('u1', 'w1', 'web', clock.now())])).toEqual(['duplicate']);
       expect(await stored(ws)).toEqual(['w1', 'w1']);
-    });
-
-    it('purgeDedupe deletes only claims older than the window', async () => {
-      // purgeDedupe sweeps every workspace, so this test counts on a database of its own.
-      const own = await engine.open();
-      try {
-        const { ws, pipeline } = await setup({ store: own });
-        const other = `ws_${uuidv7().slice(-12)}`;
-        await upsertWorkspace(own.store.db, clock, other, BLUEPRINT, null);
-        await pipeline.submit(ws, [track('u1', 'p0')]);
-        clock.advance(DAY);
-        await Promise.all([pipeline.submit(ws, [track('u1', 'p1')]), pipeline.submit(other, [track('u1', 'p1')])]);
-        clock.advance(DAY);
-        await pipeline.submit(ws, [track('u1', 'p2')]);
-        // now = T0 + 2d. Nothing is old enough yet.
-        expect(await pipeline.purgeDedupe()).toBe(0);
-        clock.set(T0 + DAY + WINDOW); // cutoff = T0 + 1d: p0 is older; both p1 claims are exactly at it.
-        expect(await pipeline.purgeDedupe()).toBe(1);
-        const left = await own.store.db.selectFrom('dedupe').select(['workspace_id', 'message_id']).orderBy('message_id').orderBy('workspace_id').execute();
-        expect(left.map((r) => `${r.workspace_id === ws ? 'ws' : 'other'}/${r.message_id}`).sort()).toEqual(['other/p1', 'ws/p1', 'ws/p2']);
-        expect(await pipeline.submit(ws, [track('u1', 'p0'), track('u1', 'p1')])).toEqual(['accepted', 'duplicate']);
-        clock.advance(1);
-        expect(await pipeline.purgeDedupe()).toBe(2);
-        await pipeline.close();
-        // Purging never touches the timeline.
-        const events = await own.store.db.selectFrom('events').select('message_id').where('workspace_id', '=', ws).orderBy('message_id').execute();
-        expect(events.map((e) => e.message_id)).toEqual(['p0', 'p0', 'p1', 'p2']);
-      } finally {
-        await own.cleanup();
-      }
     });
   });
 
@@ -242,7 +212,6 @@ describe.each(ENGINES)('IngestPipeline on $name', (engine) => {
       expect(failures[0]).toMatchObject({ requests: 1, events: 2 });
       expect(await stored(ws)).toEqual(['g1', 'g2', 'g3']);
       expect(await count('ws_does_not_exist', 'events')).toBe(0);
-      expect(await count('ws_does_not_exist', 'dedupe')).toBe(0);
       expect(commits.every((c) => c.workspaceId === ws)).toBe(true);
       // The pipeline keeps working afterwards.
       expect(await pipeline.submit(ws, [track('u4', 'g4')])).toEqual(['accepted']);
@@ -264,8 +233,6 @@ describe.each(ENGINES)('IngestPipeline on $name', (engine) => {
       // Nothing of the failed request is kept — not even its innocent first event or its claims,
       // so a retry with the same messageIds is not mistaken for a duplicate.
       expect(await stored(ws)).toEqual(['q1', 'q2', 'q3']);
-      const claims = await t.store.db.selectFrom('dedupe').select('message_id').where('workspace_id', '=', ws).orderBy('message_id').execute();
-      expect(claims.map((c) => c.message_id)).toEqual(['q1', 'q2', 'q3']);
       expect(commits.reduce((a, c) => a + c.accepted, 0)).toBe(3);
       // Once the data is repaired, the retry goes through.
       await t.store.db.deleteFrom('identities').where('workspace_id', '=', ws).where('value', '=', 'dangling').execute();

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { CairnError, EventBus, type Clock } from '../core/index.js';
-import { insertRows, type Store, type Trx } from '../store/index.js';
+import { chunkRows, type Store, type Trx } from '../store/index.js';
 import type { WorkspaceRegistry } from '../governance/index.js';
 import { applyProfileEvents, profileLockKey, type ProfileEvent, type ProfileUnit } from '../profiles/index.js';
 
@@ -140,38 +140,43 @@ export class IngestPipeline {
   }
 
   /**
-   * Claims (source, messageId) in the same transaction as the write. A row older than the window
-   * is reclaimed (ON CONFLICT … WHERE received_at < cutoff), so a very late retry counts as new.
+   * Keeps the first event of each (source, messageId) that no event received within the window
+   * already carries. The lookup runs on the events_message index inside the writing transaction,
+   * and writers of a workspace are serialized (SQLite's single writer, the workspace advisory lock
+   * on PostgreSQL), so nothing can slip in between the check and the insert. An event received
+   * before the window counts as forgotten: a very late retry is stored again.
    */
   private async dedupe<T extends { e: ProfileEvent }>(trx: Trx, workspaceId: string, items: T[], now: number): Promise<T[]> {
     const firstByKey = new Map<string, T>();
+    const bySource = new Map<string, string[]>();
     for (const x of items) {
       const k = `${x.e.source}\u0000${x.e.messageId}`;
-      if (!firstByKey.has(k)) firstByKey.set(k, x);
+      if (firstByKey.has(k)) continue;
+      firstByKey.set(k, x);
+      const ids = bySource.get(x.e.source);
+      if (ids) ids.push(x.e.messageId);
+      else bySource.set(x.e.source, [x.e.messageId]);
     }
-    const unique = [...firstByKey.values()];
-    const claimed = new Set<string>();
     const cutoff = now - this.opts.dedupeWindowMs;
-    const rows = await insertRows<{ source: string; message_id: string }>(
-      trx,
-      this.store.dialect,
-      'dedupe',
-      ['workspace_id', 'source', 'message_id', 'received_at'],
-      unique.map((x) => [workspaceId, x.e.source, x.e.messageId, now]),
-      {
-        suffix: 'on conflict ("workspace_id", "source", "message_id") do update set "received_at" = excluded."received_at" where "dedupe"."received_at" < {p} returning "source", "message_id"',
-        extra: [cutoff],
-      },
-    );
-    for (const r of rows) claimed.add(`${r.source}\u0000${r.message_id}`);
-    return unique.filter((x) => claimed.has(`${x.e.source}\u0000${x.e.messageId}`));
-  }
-
-  /** Deletes dedupe claims older than the window (called periodically). */
-  async purgeDedupe(): Promise<number> {
-    const cutoff = this.clock.now() - this.opts.dedupeWindowMs;
-    const r = await this.store.db.deleteFrom('dedupe').where('received_at', '<', cutoff).executeTakeFirst();
-    return Number(r.numDeletedRows);
+    const seen = new Set<string>();
+    const maxP = this.store.dialect.capabilities.maxParameters;
+    for (const [source, ids] of bySource) {
+      for (const chunk of chunkRows(ids, 1, Math.min(500, maxP - 3))) {
+        const rows = await trx
+          .selectFrom('events')
+          .select('message_id')
+          .where('workspace_id', '=', workspaceId)
+          .where('source', '=', source)
+          .where('message_id', 'in', chunk)
+          .where('received_at', '>=', cutoff)
+          .execute();
+        for (const r of rows) seen.add(`${source}\u0000${r.message_id}`);
+      }
+    }
+    if (seen.size === 0) return [...firstByKey.values()];
+    const fresh: T[] = [];
+    for (const [k, x] of firstByKey) if (!seen.has(k)) fresh.push(x);
+    return fresh;
   }
 
   /** Stops taking new work and waits until everything queued is committed. */

@@ -49,13 +49,12 @@ async function snapshot(store: Store, ws: string): Promise<Record<string, unknow
     customers: await db.selectFrom('customers').selectAll().where('workspace_id', '=', ws).orderBy('id').execute(),
     identities: await db.selectFrom('identities').selectAll().where('workspace_id', '=', ws).orderBy('kind').orderBy('value').execute(),
     events: await db.selectFrom('events').selectAll().where('workspace_id', '=', ws).orderBy('id').execute(),
-    dedupe: await db.selectFrom('dedupe').selectAll().where('workspace_id', '=', ws).orderBy('message_id').execute(),
     consent: await db.selectFrom('consent').selectAll().where('workspace_id', '=', ws).orderBy('id').execute(),
     identity_log: await db.selectFrom('identity_log').selectAll().where('workspace_id', '=', ws).orderBy('id').execute(),
   };
 }
 
-/** Seeds two customers with fixed ids (c1: user u1, anonymous a1; c2: anonymous a2), an event each, a consent entry and a dedupe claim. */
+/** Seeds two customers with fixed ids (c1: user u1, anonymous a1; c2: anonymous a2), an event each, and a consent entry. */
 async function seedFixed(store: Store, ws: string, label: string): Promise<void> {
   const customer = (id: string) => ({ workspace_id: ws, id, created_at: T0, updated_at: T0, merged_into: null, traits: JSON.stringify({ plan: { v: `${label}-${id}`, ts: T0, src: 'crm' } }), computed: '{}', first_seen: T0, last_seen: T0 });
   await store.db.insertInto('customers').values([customer('c1'), customer('c2')]).execute();
@@ -69,7 +68,6 @@ async function seedFixed(store: Store, ws: string, label: string): Promise<void>
     .execute();
   const ev = (customer_id: string, id: string, message_id: string) => ({ workspace_id: ws, customer_id, id, source: 'web', message_id, type: 'track', name: `${label} viewed`, ts: T0, received_at: T0, payload: JSON.stringify({ label }) });
   await store.db.insertInto('events').values([ev('c1', 'e1', 'm1'), ev('c2', 'e2', 'm2')]).execute();
-  await store.db.insertInto('dedupe').values([{ workspace_id: ws, source: 'web', message_id: 'm1', received_at: T0 }]).execute();
   await store.db
     .insertInto('consent')
     .values({ workspace_id: ws, customer_id: 'c1', id: 'k1', purpose: 'marketing', channel: 'email', status: label === 'A' ? 'granted' : 'denied', source: 'web', occurred_at: T0, wording_version: 'v1', recorded_at: T0, message_id: 'm1' })
@@ -130,7 +128,7 @@ describe.each(ENGINES)('storage contract on $name', (engine) => {
       const tables = await t.store.db.introspection.getTables();
       const names = tables.map((x) => x.name).filter((n) => !NOT_TENANT_DATA.has(n));
       // The schema is what we think it is (a new table is checked here automatically).
-      expect(names).toEqual(expect.arrayContaining(['customers', 'identities', 'events', 'dedupe', 'identity_log', 'consent', 'api_keys', 'import_checkpoints']));
+      expect(names).toEqual(expect.arrayContaining(['customers', 'identities', 'events', 'identity_log', 'consent', 'api_keys', 'import_checkpoints']));
       for (const table of tables) {
         if (NOT_TENANT_DATA.has(table.name)) continue;
         const col = table.columns.find((c) => c.name === 'workspace_id');
@@ -167,7 +165,7 @@ describe.each(ENGINES)('storage contract on $name', (engine) => {
       expect(await snapshot(t.store, B)).toEqual(before);
     });
 
-    it('the same identities and messageIds sent to two workspaces make two separate customers, timelines, consent and dedupe claims', async () => {
+    it('the same identities and messageIds sent to two workspaces make two separate customers, timelines, consent and dedupe scopes', async () => {
       const clock = new VirtualClock(T0);
       const A = newWs();
       const B = newWs();
@@ -209,7 +207,6 @@ describe.each(ENGINES)('storage contract on $name', (engine) => {
           expect(s.customers).toHaveLength(1);
           expect(s.identities).toHaveLength(3);
           expect(s.events).toHaveLength(2);
-          expect(s.dedupe).toHaveLength(2);
           expect(s.consent).toHaveLength(1);
         }
       } finally {
@@ -226,7 +223,7 @@ describe.each(ENGINES)('storage contract on $name', (engine) => {
         t.store.transaction(async (trx) => {
           await trx.insertInto('customers').values({ workspace_id: ws, id: 'c1', created_at: T0, updated_at: T0, merged_into: null, traits: '{}', computed: '{}', first_seen: T0, last_seen: T0 }).execute();
           await trx.insertInto('identities').values({ workspace_id: ws, kind: 'user_id', value: 'u1', customer_id: 'c1', created_at: T0 }).execute();
-          await trx.insertInto('dedupe').values({ workspace_id: ws, source: 'web', message_id: 'm1', received_at: T0 }).execute();
+          await trx.insertInto('identity_log').values({ workspace_id: ws, id: 'l1', outcome: 'merged', customer_id: 'c1', other_id: null, detail: '{}', message_id: 'm1', at: T0 }).execute();
           // Visible inside the transaction…
           expect(await trx.selectFrom('customers').select('id').where('workspace_id', '=', ws).execute()).toHaveLength(1);
           throw boom;
@@ -239,25 +236,26 @@ describe.each(ENGINES)('storage contract on $name', (engine) => {
 
     it('a failing statement rolls back the statements before it', async () => {
       const ws = newWs();
+      const identity = { workspace_id: ws, kind: 'user_id', value: 'u1', customer_id: 'c1', created_at: T0 };
       await expect(
         t.store.transaction(async (trx) => {
-          await trx.insertInto('dedupe').values({ workspace_id: ws, source: 'web', message_id: 'm1', received_at: T0 }).execute();
-          await trx.insertInto('dedupe').values({ workspace_id: ws, source: 'web', message_id: 'm1', received_at: T0 }).execute();
+          await trx.insertInto('identities').values(identity).execute();
+          await trx.insertInto('identities').values(identity).execute();
         }),
       ).rejects.toThrow();
-      expect(await t.store.db.selectFrom('dedupe').selectAll().where('workspace_id', '=', ws).execute()).toEqual([]);
+      expect(await t.store.db.selectFrom('identities').selectAll().where('workspace_id', '=', ws).execute()).toEqual([]);
       // The store is still usable afterwards (the connection went back clean).
-      expect(await t.store.transaction(async (trx) => (await trx.insertInto('dedupe').values({ workspace_id: ws, source: 'web', message_id: 'm1', received_at: T0 }).execute()).length)).toBe(1);
+      expect(await t.store.transaction(async (trx) => (await trx.insertInto('identities').values(identity).execute()).length)).toBe(1);
     });
   });
 
   describe('parameter limits', () => {
     it('one statement with the declared maximum of parameters is accepted', async () => {
       const ws = newWs();
-      const per = Math.floor(t.store.dialect.capabilities.maxParameters / 4);
-      const rows = Array.from({ length: per }, (_, i) => ({ workspace_id: ws, source: 'web', message_id: `m${i}`, received_at: T0 + i }));
-      await t.store.db.insertInto('dedupe').values(rows).execute();
-      const n = await t.store.db.selectFrom('dedupe').select(sql<number>`count(*)`.as('n')).where('workspace_id', '=', ws).executeTakeFirstOrThrow();
+      const per = Math.floor(t.store.dialect.capabilities.maxParameters / 5);
+      const rows = Array.from({ length: per }, (_, i) => ({ workspace_id: ws, kind: 'user_id', value: `u${i}`, customer_id: 'c1', created_at: T0 + i }));
+      await t.store.db.insertInto('identities').values(rows).execute();
+      const n = await t.store.db.selectFrom('identities').select(sql<number>`count(*)`.as('n')).where('workspace_id', '=', ws).executeTakeFirstOrThrow();
       expect(n.n).toBe(per);
     });
 
