@@ -3,8 +3,12 @@ import { dirname, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { systemClock, type Clock, type Config } from './core/index.js';
 import { openStore, type Store } from './store/index.js';
-import { KeyResolver, WorkspaceRegistry, createKey, upsertWorkspace, listKeys } from './governance/index.js';
-import { IngestPipeline } from './ingest/index.js';
+import { KeyResolver, WorkspaceRegistry, createKey, upsertWorkspace, listKeys, listWorkspaces } from './governance/index.js';
+import { IngestPipeline, ThreadCommitter, writerThreadAvailable } from './ingest/index.js';
+import { SegmentSweeper } from './profiles/index.js';
+import { DeliveryService } from './delivery/index.js';
+import { createChannelServices, registerBuiltinAdapters, type ChannelServices } from './delivery/channels/index.js';
+import { JourneyEngine } from './journeys/index.js';
 
 /**
  * The composition root: every long-lived part of a Cairn process, wired once. The HTTP server and
@@ -18,10 +22,29 @@ export interface Runtime {
   workspaces: WorkspaceRegistry;
   keys: KeyResolver;
   pipeline: IngestPipeline;
+  /** Re-evaluates segments and stages that change with time alone; runs every CAIRN_SWEEP_INTERVAL (started here unless 0). */
+  sweeper: SegmentSweeper;
+  /**
+   * The contact policy gate, the outbox dispatcher (every CAIRN_DISPATCH_INTERVAL, started here
+   * unless 0 or `dispatch: false`) and the channel adapter registry.
+   */
+  delivery: DeliveryService;
+  /** What the channel adapters share in this process: link signer, in-app inbox hub (SSE), outbound policy and breaker. */
+  channels: ChannelServices;
+  /**
+   * The journey engine: applies committed events (subscribed to `ingest:committed`), fires due
+   * timers every CAIRN_JOURNEY_INTERVAL (started here unless 0 or `sweep: false`; `runDue()` still
+   * works), and replays what a crash left on start.
+   */
+  journeys: JourneyEngine;
   close(): Promise<void>;
 }
 
-export async function createRuntime(config: Config, opts: { clock?: Clock; log?: Logger; migrate?: boolean } = {}): Promise<Runtime> {
+/**
+ * `sweep: false` leaves the segment sweeper stopped (one-shot CLI commands; `cairn migrate`, which
+ * runs before the schema exists); `rt.sweeper.runOnce()` still works.
+ */
+export async function createRuntime(config: Config, opts: { clock?: Clock; log?: Logger; migrate?: boolean; sweep?: boolean; dispatch?: boolean } = {}): Promise<Runtime> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? pino({ level: config.logLevel, base: { service: 'cairn' } });
   const store = openStore(config.databaseUrl, { sqliteSynchronous: config.sqliteSynchronous });
@@ -31,7 +54,11 @@ export async function createRuntime(config: Config, opts: { clock?: Clock; log?:
   }
   const workspaces = new WorkspaceRegistry(store.db, clock);
   const keys = new KeyResolver(store.db, clock);
-  const pipeline = new IngestPipeline(store, workspaces, clock, log, { maxBatch: config.ingestMaxBatch, dedupeWindowMs: config.dedupeWindowMs });
+  const pipeline = new IngestPipeline(store, workspaces, clock, log, {
+    maxBatch: config.ingestMaxBatch,
+    dedupeWindowMs: config.dedupeWindowMs,
+    committer: ingestWriter(config, store, log),
+  });
   pipeline.events.on('listener:error', ({ event, error }) => log.error({ err: error, event }, 'lifecycle listener failed'));
   // Refused merges are not errors for the sender, but an operator should see them: a limit hit
   // usually means a shared device or a bad identifier in a source.
@@ -41,6 +68,64 @@ export async function createRuntime(config: Config, opts: { clock?: Clock; log?:
       else if (l.outcome === 'refused_conflict') log.info({ workspaceId, customerId: l.customerId, otherId: l.otherId, messageId: l.messageId, detail: l.detail }, 'merge refused: unique identity conflict');
     }
   });
+  // Time-driven segment changes: due customers are claimed under the same workspace lock as ingest.
+  const sweeper = new SegmentSweeper(
+    {
+      store,
+      clock,
+      log,
+      model: async (id) => {
+        try {
+          return (await workspaces.get(id)).model;
+        } catch (err) {
+          log.warn({ err, workspaceId: id }, 'segment sweep skipped a workspace');
+          return undefined;
+        }
+      },
+    },
+    { intervalMs: config.sweepIntervalMs },
+  );
+  if (opts.sweep !== false) sweeper.start();
+  // Channels: links are signed per workspace (CAIRN_LINK_SECRET, else a key kept in the database,
+  // so links survive restarts and verify on every process); one breaker per process.
+  const channels = createChannelServices({ db: store.db, clock, linkSecret: config.linkSecret, outboundAllowPrivate: config.outboundAllowPrivate });
+  // Delivery: the outbox is delivered and deferred messages re-gated by the dispatcher.
+  const delivery = new DeliveryService(
+    {
+      store,
+      clock,
+      log,
+      workspace: (id) => workspaces.get(id),
+      publicUrl: config.publicUrl,
+      signer: (workspaceId) => channels.links.signerFor(workspaceId),
+    },
+    { intervalMs: config.dispatchIntervalMs, arbitrationWindowMs: config.arbitrationWindowMs, maxAttempts: config.deliveryMaxAttempts },
+  );
+  registerBuiltinAdapters(delivery.registry, { db: store.db, services: channels });
+  delivery.dispatcher.events.on('listener:error', ({ event, error }) => log.error({ err: error, event }, 'lifecycle listener failed'));
+  if (opts.dispatch !== false && opts.sweep !== false) delivery.start();
+  // Journeys: every unit of work takes the workspace's profile lock, as ingest does.
+  const journeys = new JourneyEngine(
+    {
+      store,
+      clock,
+      log,
+      workspace: async (id) => {
+        try {
+          return await workspaces.get(id);
+        } catch (err) {
+          log.warn({ err, workspaceId: id }, 'journeys skipped a workspace');
+          return undefined;
+        }
+      },
+      workspaceIds: async () => (await listWorkspaces(store.db)).map((w) => w.id),
+      enqueue: (trx, _store, ws, customer, requests, now, content) => delivery.enqueue(trx, ws, customer, requests, now, content),
+    },
+    { intervalMs: config.journeyIntervalMs, batchSize: config.journeyBatchSize, lookbackMs: config.journeyLookbackMs },
+  );
+  journeys.events.on('listener:error', ({ event, error }) => log.error({ err: error, event }, 'lifecycle listener failed'));
+  pipeline.events.on('ingest:committed', (c) => journeys.onCommitted(c));
+  if (opts.sweep !== false) await journeys.start();
   return {
     config,
     clock,
@@ -49,11 +134,34 @@ export async function createRuntime(config: Config, opts: { clock?: Clock; log?:
     workspaces,
     keys,
     pipeline,
+    sweeper,
+    delivery,
+    channels,
+    journeys,
     async close() {
+      await delivery.close();
+      await sweeper.stop();
       await pipeline.close();
+      // After ingest drained: applies the events it committed last, then records a clean stop.
+      await journeys.stop();
       await store.destroy();
     },
   };
+}
+
+/**
+ * The writer thread for a SQLite file (unless CAIRN_INGEST_WRITER=inline); inline otherwise. The
+ * thread needs the compiled script, so runs from the TypeScript sources (tests) stay inline.
+ */
+function ingestWriter(config: Config, store: Store, log: Logger): ThreadCommitter | undefined {
+  if (config.ingestWriter === 'inline') return undefined;
+  const sqliteFile = store.dialect.name === 'sqlite' && !config.databaseUrl.includes(':memory:');
+  if (!sqliteFile || !writerThreadAvailable()) {
+    if (config.ingestWriter === 'thread') log.warn({ engine: store.dialect.name }, 'CAIRN_INGEST_WRITER=thread needs a SQLite file and the built dist/; ingest runs inline');
+    return undefined;
+  }
+  log.debug('ingest commits run in the SQLite writer thread');
+  return new ThreadCommitter({ databaseUrl: config.databaseUrl, sqliteSynchronous: config.sqliteSynchronous, dedupeWindowMs: config.dedupeWindowMs });
 }
 
 export const DEMO_WORKSPACE = 'demo';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
-import { BlueprintError, blueprintSymbols, collectConditions, collectTemplates, parseBlueprint, resolveModel, type Blueprint, type LoadedBlueprint } from '../src/blueprint/index.js';
+import { BlueprintError, blueprintSymbols, collectConditions, collectTemplates, lintBlueprint, parseBlueprint, resolveModel, type Blueprint, type LoadedBlueprint } from '../src/blueprint/index.js';
 import { blueprintJsonSchema, PROJECT_ROOT } from '../src/cli/docs-gen.js';
 
 /**
@@ -55,6 +55,11 @@ describe.each(EXAMPLES)('examples/%s', (name) => {
     const validate = ajv.compile(blueprintJsonSchema());
     const data: unknown = parseYaml(readFileSync(join(PROJECT_ROOT, pathOf(name)), 'utf8'));
     expect(validate(data), JSON.stringify(validate.errors)).toBe(true);
+  });
+
+  it('lints clean: no lint error or warning (`cairn lint`; info is allowed)', () => {
+    const { findings } = lintBlueprint(load(name));
+    expect(findings.filter((f) => f.severity !== 'info').map((f) => `${f.file}:${f.line}:${f.column}: ${f.severity}: ${f.message} [${f.rule}]`)).toEqual([]);
   });
 
   it('gives every condition and template a position in the file', () => {

@@ -6,6 +6,7 @@ import { CairnError, closest, type ErrorCode } from '../core/index.js';
 import { Blueprint } from './schema.js';
 import { checkReferences } from './references.js';
 import { compileBlueprintConditions, type CompiledBlueprintConditions } from './conditions.js';
+import { checkBlueprintTemplates } from './templates.js';
 
 /** One problem in a blueprint, with its position (1-based line and column). */
 export interface BlueprintIssue {
@@ -366,8 +367,10 @@ export function parseBlueprint(source: string, file = 'blueprint.yaml'): LoadedB
   const { errors, warnings } = checkReferences(blueprint, locator);
   if (errors.length > 0) throw new BlueprintError(errors);
   const conditions = compileBlueprintConditions(blueprint, locator);
-  if (conditions.errors.length > 0) throw new BlueprintError(conditions.errors);
-  return { blueprint, locator, warnings: [...warnings, ...conditions.warnings], conditions: conditions.byPath };
+  // Liquid templates are parsed at load too; their errors are reported with the conditions'.
+  const templates = checkBlueprintTemplates(blueprint, locator);
+  if (conditions.errors.length > 0 || templates.errors.length > 0) throw new BlueprintError([...conditions.errors, ...templates.errors]);
+  return { blueprint, locator, warnings: [...warnings, ...conditions.warnings, ...templates.warnings], conditions: conditions.byPath };
 }
 
 export function loadBlueprintFile(path: string): LoadedBlueprint & { source: string } {

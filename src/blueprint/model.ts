@@ -4,7 +4,7 @@ import type { CompiledCondition, CounterSpec } from '../conditions/index.js';
 import { PRESET_RULES } from './presets.js';
 import { compileBlueprintConditions } from './conditions.js';
 import { BlueprintLocator } from './load.js';
-import type { Blueprint, ConsentPurpose, IdentityKey, MappingRule, Source } from './schema.js';
+import type { Blueprint, ConsentPurpose, ContentBlock, IdentityKey, MappingRule, MessageClass, Offer, OfferCap, PolicyScope, Source } from './schema.js';
 
 /**
  * The normalized form of a blueprint that the engine runs: defaults applied, durations in ms,
@@ -45,7 +45,11 @@ export interface ResolvedSegment {
   condition: CompiledCondition;
   /** Segments this one tests with in_segment(). */
   dependsOn: readonly string[];
-  /** In a dependency cycle: in_segment() of a cycle member not yet evaluated in a pass reads false. */
+  /**
+   * In a dependency cycle: in_segment() of a cycle member not yet evaluated in a pass reads false.
+   * Always false for a blueprint that parseBlueprint loaded, since it refuses cycles
+   * (CAIRN_ERR_BLUEPRINT_SEGMENT_CYCLE); kept for a Blueprint built in code without those checks.
+   */
   inCycle: boolean;
 }
 
@@ -56,6 +60,66 @@ export interface ResolvedStage {
   lifecycle: string;
   condition: CompiledCondition;
 }
+
+/** An offer ready to decide on: defaults applied, conditions compiled (see src/decisioning). */
+export interface ResolvedOffer {
+  name: string;
+  /** Declaration order in the blueprint: the tie-break after priority and score. */
+  index: number;
+  title: string;
+  /** null: every stage. */
+  stages: ReadonlySet<string> | null;
+  placements: readonly string[];
+  channels: readonly string[];
+  /** null: everyone is eligible. */
+  condition: CompiledCondition | null;
+  priority: number;
+  value: number;
+  contextWeights: readonly { when: CompiledCondition; weight: number }[];
+  levers: readonly [name: string, factor: number][];
+  caps: readonly ResolvedOfferCap[];
+  messageClass: MessageClass;
+  category: string | undefined;
+  itemKey: string | undefined;
+  /** YYYY-MM-DD in the workspace time zone, inclusive. */
+  validFrom: string | undefined;
+  validUntil: string | undefined;
+  content: Readonly<Record<string, ContentBlock>>;
+  raw: Offer;
+}
+
+/** An offer cap with defaults applied; `window` undefined means the cap never resets. */
+export interface ResolvedOfferCap {
+  per: 'profile' | 'total';
+  limit: number;
+  count: 'decision' | 'impression' | 'click';
+  placements: 'across' | 'each';
+  window: { type: 'rolling'; ms: number; text: string } | { type: 'calendar'; period: 'day' | 'week' | 'month' } | undefined;
+}
+
+function resolveCap(c: OfferCap): ResolvedOfferCap {
+  const w = c.window;
+  return {
+    per: c.per as ResolvedOfferCap['per'],
+    limit: c.limit,
+    count: c.count as ResolvedOfferCap['count'],
+    placements: (c.placements ?? 'across') as ResolvedOfferCap['placements'],
+    window: w === undefined ? undefined : w.type === 'rolling' ? { type: 'rolling', ms: parseDuration(w.length) ?? 0, text: w.length } : { type: 'calendar', period: w.period as 'day' | 'week' | 'month' },
+  };
+}
+
+export interface ResolvedPlacement {
+  name: string;
+  type: 'web' | 'app';
+  maxOffers: number;
+  fallbackOffer: string | undefined;
+}
+
+/** Suppression rules a decision honours (see src/decisioning/policy.ts). */
+export type ResolvedSuppression =
+  | { type: 'pause'; name: string; when: CompiledCondition; scope: PolicyScope | undefined }
+  | { type: 'exclude_item'; name: string; event: string; path: readonly string[]; itemKey: string; windowMs: number | undefined; when: CompiledCondition | undefined }
+  | { type: 'outcome_pause'; name: string; scope: PolicyScope | undefined; when: CompiledCondition | undefined };
 
 export interface WorkspaceModel {
   name: string;
@@ -77,8 +141,8 @@ export interface WorkspaceModel {
   /**
    * Segments in evaluation order: every segment after the segments it reads with in_segment(), so
    * one pass decides membership from the profile alone (previous membership is never an input).
-   * Segments in a cycle are ordered by a depth-first walk from declaration order (the first declared
-   * member is evaluated after the others it reaches); see ResolvedSegment.inCycle.
+   * Loading refuses in_segment() cycles; should a Blueprint built in code hold one, its members are
+   * ordered by a depth-first walk from declaration order; see ResolvedSegment.inCycle.
    */
   segments: ResolvedSegment[];
   /**
@@ -86,6 +150,22 @@ export interface WorkspaceModel {
    * whose condition holds (see profiles/stages.ts).
    */
   stages: ResolvedStage[];
+  /** Offers in declaration order. */
+  offers: ResolvedOffer[];
+  placements: Map<string, ResolvedPlacement>;
+  /** Channel name → channel type, for consent and scope checks. */
+  channels: Map<string, string>;
+  /** Consent purpose a message class needs (policies.classes[class].consent_purpose; marketing defaults to a declared `marketing` purpose). */
+  classPurpose: Partial<Record<MessageClass, string>>;
+  suppressions: ResolvedSuppression[];
+  /** Channel name → its compiled `audience` condition (delivery: who the channel may reach). */
+  channelAudiences: Map<string, CompiledCondition>;
+  /**
+   * Every compiled condition by YAML path (`journeys[0].steps[2].branches[0].condition`), for
+   * domains that resolve their own sections from the blueprint (journeys). Optional so that models
+   * built in code stay valid; resolveModel always sets it.
+   */
+  conditions?: CompiledConditionsByPath;
 }
 
 /** Compiled conditions by YAML path, as parseBlueprint returns them. */
@@ -222,5 +302,64 @@ export function resolveModel(bp: Blueprint, presets: Record<string, MappingRule[
       const entry = compiled.get(`stages[${i}].condition`);
       return entry ? [{ name: st.name, lifecycle: st.lifecycle === undefined || st.lifecycle === 'main' ? '' : st.lifecycle, condition: entry.compiled }] : [];
     }),
+    ...resolveDecisioning(bp, compiled, purposes),
+    conditions: compiled,
+  };
+}
+
+function resolveDecisioning(bp: Blueprint, compiled: CompiledConditionsByPath, purposes: Map<string, ConsentPurpose>): Pick<WorkspaceModel, 'offers' | 'placements' | 'channels' | 'classPurpose' | 'suppressions' | 'channelAudiences'> {
+  const offers: ResolvedOffer[] = (bp.offers ?? []).map((o, i) => ({
+    name: o.name,
+    index: i,
+    title: o.title ?? o.name,
+    stages: o.stages ? new Set(o.stages) : null,
+    placements: o.placements ?? [],
+    channels: o.channels ?? [],
+    condition: compiled.get(`offers[${i}].condition`)?.compiled ?? null,
+    priority: o.priority ?? 0,
+    value: o.value ?? 1,
+    contextWeights: (o.context_weights ?? []).flatMap((w, j) => {
+      const c = compiled.get(`offers[${i}].context_weights[${j}].when`);
+      return c ? [{ when: c.compiled, weight: w.weight }] : [];
+    }),
+    levers: Object.entries(o.levers ?? {}),
+    caps: (o.caps ?? []).map(resolveCap),
+    messageClass: (o.message_class ?? 'marketing') as MessageClass,
+    category: o.category,
+    itemKey: o.item_key,
+    validFrom: o.valid_from,
+    validUntil: o.valid_until,
+    content: o.content ?? {},
+    raw: o,
+  }));
+  const classes = bp.policies?.classes;
+  const classPurpose: Partial<Record<MessageClass, string>> = {};
+  for (const cls of ['transactional', 'service', 'marketing'] as const) {
+    const p = classes?.[cls]?.consent_purpose ?? (cls === 'marketing' && purposes.has('marketing') ? 'marketing' : undefined);
+    if (p !== undefined) classPurpose[cls] = p;
+  }
+  const suppressions: ResolvedSuppression[] = (bp.policies?.suppressions ?? []).flatMap((s, i): ResolvedSuppression[] => {
+    const when = compiled.get(`policies.suppressions[${i}].when`)?.compiled;
+    switch (s.type) {
+      case 'pause':
+        return when ? [{ type: 'pause', name: s.name, when, scope: s.applies_to }] : [];
+      case 'exclude_item':
+        return [{ type: 'exclude_item', name: s.name, event: s.event, path: s.event_item_path.split('.'), itemKey: s.item_key, windowMs: s.window ? parseDuration(s.window) : undefined, when }];
+      case 'outcome_pause':
+        return [{ type: 'outcome_pause', name: s.name, scope: s.applies_to, when }];
+      default:
+        return [];
+    }
+  });
+  return {
+    offers,
+    placements: new Map((bp.placements ?? []).map((p) => [p.name, { name: p.name, type: p.type as 'web' | 'app', maxOffers: p.max_offers ?? 1, fallbackOffer: p.fallback_offer }])),
+    channels: new Map((bp.channels ?? []).map((c) => [c.name, c.type])),
+    classPurpose,
+    suppressions,
+    channelAudiences: new Map((bp.channels ?? []).flatMap((c, i) => {
+      const audience = compiled.get(`channels[${i}].audience`)?.compiled;
+      return audience ? [[c.name, audience] as const] : [];
+    })),
   };
 }

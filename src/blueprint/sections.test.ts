@@ -675,7 +675,7 @@ describe('a blueprint using every section', () => {
     `    condition: 'days_since("Trial Started") >= 7'`,
     `    context_weights: [{ when: 'context.hour >= 18', weight: 1.2 }]`,
     '    content:', // 29
-    '      email: { subject: "Hi {{ profile.traits.first_name }}", body: Upgrade now }',
+    '      email: { subject: "Hi {{ profile.traits.plan }}", body: Upgrade now }',
     '      push: { headline: Upgrade }',
     'journeys:',
     '  - name: trial',

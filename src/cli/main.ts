@@ -3,11 +3,13 @@ import { Command, Option } from 'commander';
 import { CairnError, loadConfig, systemClock, type Config } from '../core/index.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { createKey, listKeys, revokeKey, listWorkspaces, upsertWorkspace, SCOPES, type Scope } from '../governance/index.js';
-import { findCustomerId, getProfile, getTimeline, parseIdentity, recomputeComputedTraits } from '../profiles/index.js';
+import { findCustomerId, getProfile, getTimeline, parseIdentity, recomputeComputedTraits, recomputeSegments, reevaluateProfiles } from '../profiles/index.js';
 import { loadBlueprintFile } from '../blueprint/index.js';
 import { serve } from './serve.js';
 import { registerImport } from './import.js';
+import { registerExplain } from './explain.js';
 import { registerSchemaCommand } from './docs-gen.js';
+import { registerLint } from './lint.js';
 
 /**
  * `cairn` — thin commands over the domains: parse arguments, call, print. Errors print their code
@@ -21,7 +23,8 @@ export async function main(argv: string[]): Promise<void> {
 
   const withRuntime = async <T>(fn: (rt: Runtime) => Promise<T>, env: Partial<Record<string, string>> = {}): Promise<T> => {
     const config = loadConfig({ ...process.env, CAIRN_LOG_LEVEL: process.env.CAIRN_LOG_LEVEL ?? 'warn', ...env });
-    const rt = await createRuntime(config);
+    // One-shot commands do not sweep (a serving process does); see CAIRN_SWEEP_INTERVAL.
+    const rt = await createRuntime(config, { sweep: false });
     try {
       return await fn(rt);
     } finally {
@@ -55,7 +58,7 @@ export async function main(argv: string[]): Promise<void> {
     .description('Apply pending storage migrations')
     .action(async () => {
       const config = loadConfig();
-      const rt = await createRuntime(config, { migrate: false });
+      const rt = await createRuntime(config, { migrate: false, sweep: false });
       try {
         const applied = await rt.store.migrate();
         console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'Storage is up to date.');
@@ -148,21 +151,25 @@ export async function main(argv: string[]): Promise<void> {
 
   program
     .command('recompute')
-    .description('Rebuild computed traits from the timeline (after changing a definition); gives the same values as the incremental path')
+    .description('Rebuild computed traits from the timeline, then segments, stages and their time sweep schedule (after changing a definition); gives the same values as the incremental path')
     .addOption(ws)
     .option('-c, --customer <id>', 'only this customer')
     .action(async (opts: { workspace: string; customer?: string }) =>
       withRuntime(async (rt) => {
         const w = await rt.workspaces.get(opts.workspace);
         const started = Date.now();
-        const n = await recomputeComputedTraits(rt.store, w.id, w.model, systemClock.now(), {
+        const now = systemClock.now();
+        const n = await recomputeComputedTraits(rt.store, w.id, w.model, now, {
           ...(opts.customer ? { customerId: opts.customer } : {}),
           onProgress: (done) => {
             if (process.stderr.isTTY) process.stderr.write(`\r  ${done} profiles`);
           },
         });
         if (process.stderr.isTTY) process.stderr.write('\n');
-        console.log(`Recomputed ${w.model.computed.length} computed traits for ${n} profiles in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+        // Memberships and sweep due instants follow from the rebuilt counters.
+        if (opts.customer) await reevaluateProfiles(rt.store, w.id, w.model, [opts.customer], now);
+        else await recomputeSegments(rt.store, w.id, w.model, now);
+        console.log(`Recomputed ${w.model.computed.length} computed traits, ${w.model.segments.length} segments and ${w.model.stages.length} stages for ${n} profiles in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
       }),
     );
 
@@ -188,7 +195,9 @@ export async function main(argv: string[]): Promise<void> {
     });
 
   registerImport(program, withRuntime);
+  registerExplain(program, withRuntime);
   registerSchemaCommand(program);
+  registerLint(program);
 
   try {
     await program.parseAsync(argv);

@@ -273,6 +273,15 @@ export function compileCondition(source: string, declarations: ConditionDeclarat
   return compilerFor(declarations, options).compile(source);
 }
 
+/**
+ * The type-checked syntax tree a compiled condition was built from, for static analysis (blueprint
+ * lint, positions of in_segment() calls). Read it, never change it: the compiled closures and the
+ * reference interpreter share it. Undefined for an object this module did not compile.
+ */
+export function conditionSyntax(c: CompiledCondition): ParseResult['ast'] | undefined {
+  return parsedOf.get(c)?.ast;
+}
+
 /** The same condition on cel-js's own interpreter, with the behavioural functions registered as cel-js functions. */
 export function referenceEvaluate(source: string, declarations: ConditionDeclarations, input: EvalInput, options: CompileOptions = {}): ReferenceResult {
   return compilerFor(declarations, options).reference(source, input);

@@ -7,6 +7,7 @@ export {
   compileCondition,
   createConditionCompiler,
   referenceEvaluate,
+  conditionSyntax,
   type CompileOptions,
   type CompiledCondition,
   type ConditionCompiler,
@@ -26,8 +27,10 @@ export {
 } from './functions.js';
 export { BUILTIN_FUNCTIONS, createConditionFunctions, defaultConditionFunctions } from './builtins.js';
 export { counterSpec } from './counters.js';
+/** Reading a condition's syntax tree (see conditionSyntax): node children, literals, spans, source text. */
+export * as celAst from './ast.js';
 export { normalizeDeclarations } from './environment.js';
-export { customerZone, isValidTimeZone, localHour, localWeekday } from './time.js';
+export { customerZone, isValidTimeZone, localHour, localWeekday, zoneOffset } from './time.js';
 export { toCel, toJsonSafe } from './values.js';
 export {
   DEFAULT_LIMITS,

@@ -33,8 +33,19 @@ describe('loadConfig defaults', () => {
     blueprintPath: 'examples/demo/blueprint.yaml',
     demoCustomers: 200,
     ingestMaxBatch: 5000,
+    ingestWriter: 'auto',
     sqliteSynchronous: 'FULL',
     shutdownTimeoutMs: 10_000,
+    sweepIntervalMs: 10_000,
+    publicUrl: 'http://127.0.0.1:8080',
+    linkSecret: undefined,
+    outboundAllowPrivate: false,
+    dispatchIntervalMs: 1000,
+    arbitrationWindowMs: 3000,
+    deliveryMaxAttempts: 5,
+    journeyIntervalMs: 200,
+    journeyBatchSize: 500,
+    journeyLookbackMs: 60_000,
   };
 
   it('applies every default on an empty environment', () => {
@@ -92,6 +103,8 @@ describe('loadConfig normalization', () => {
       CAIRN_INGEST_MAX_BATCH: '100000',
       CAIRN_SQLITE_SYNCHRONOUS: 'normal',
       CAIRN_SHUTDOWN_TIMEOUT: '1.5s',
+      CAIRN_SWEEP_INTERVAL: '2m',
+      CAIRN_INGEST_WRITER: 'inline',
     });
     expect(c).toEqual({
       databaseUrl: 'postgres://postgres@127.0.0.1:5432/cairn',
@@ -103,10 +116,55 @@ describe('loadConfig normalization', () => {
       blueprintPath: 'examples/other.yaml',
       demoCustomers: 0,
       ingestMaxBatch: 100_000,
+      ingestWriter: 'inline',
       sqliteSynchronous: 'NORMAL',
       shutdownTimeoutMs: 1500,
+      sweepIntervalMs: 2 * 60_000,
+      publicUrl: 'http://0.0.0.0:0',
+      linkSecret: undefined,
+      outboundAllowPrivate: false,
+      dispatchIntervalMs: 1000,
+      arbitrationWindowMs: 3000,
+      deliveryMaxAttempts: 5,
+      journeyIntervalMs: 200,
+      journeyBatchSize: 500,
+      journeyLookbackMs: 60_000,
     } satisfies Config);
   });
+
+  it('reads the delivery settings: dispatch interval and arbitration window (0 or off disable), attempts', () => {
+    const c = loadConfig({ CAIRN_DISPATCH_INTERVAL: 'off', CAIRN_ARBITRATION_WINDOW: '0', CAIRN_DELIVERY_MAX_ATTEMPTS: '3' });
+    expect([c.dispatchIntervalMs, c.arbitrationWindowMs, c.deliveryMaxAttempts]).toEqual([0, 0, 3]);
+    expect(loadConfig({ CAIRN_DISPATCH_INTERVAL: '250ms', CAIRN_ARBITRATION_WINDOW: '10s' })).toMatchObject({ dispatchIntervalMs: 250, arbitrationWindowMs: 10_000 });
+    expect(() => loadConfig({ CAIRN_DELIVERY_MAX_ATTEMPTS: '0' })).toThrow(/CAIRN_DELIVERY_MAX_ATTEMPTS/);
+  });
+
+  it('reads the channel settings: public URL (trailing slash dropped), link secret, outbound policy', () => {
+    const c = loadConfig({ CAIRN_PUBLIC_URL: 'https://cx.example.com/', CAIRN_LINK_SECRET: 'x'.repeat(32), CAIRN_OUTBOUND_ALLOW_PRIVATE: 'true' });
+    expect([c.publicUrl, c.linkSecret, c.outboundAllowPrivate]).toEqual(['https://cx.example.com', 'x'.repeat(32), true]);
+    expect(loadConfig({ HOST: '::1', PORT: '9000' }).publicUrl).toBe('http://[::1]:9000');
+  });
+
+  it('refuses a relative public URL, a short link secret (without echoing it) and a non-boolean outbound policy', () => {
+    expect(() => loadConfig({ CAIRN_PUBLIC_URL: 'cx.example.com' })).toThrow(/CAIRN_PUBLIC_URL/);
+    let message = '';
+    try {
+      loadConfig({ CAIRN_LINK_SECRET: 'short-secret', CAIRN_OUTBOUND_ALLOW_PRIVATE: 'maybe' });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain('CAIRN_LINK_SECRET');
+    expect(message).toContain('CAIRN_OUTBOUND_ALLOW_PRIVATE');
+    expect(message).not.toContain('short-secret');
+  });
+
+  it('reads the journey settings: worker interval (0 or off disable it), batch, lookback', () => {
+    expect(loadConfig({ CAIRN_JOURNEY_INTERVAL: 'off' }).journeyIntervalMs).toBe(0);
+    expect(loadConfig({ CAIRN_JOURNEY_INTERVAL: '50ms', CAIRN_JOURNEY_BATCH: '100', CAIRN_JOURNEY_LOOKBACK: '5m' })).toMatchObject({ journeyIntervalMs: 50, journeyBatchSize: 100, journeyLookbackMs: 300_000 });
+    expect(() => loadConfig({ CAIRN_JOURNEY_BATCH: '0' })).toThrow(/CAIRN_JOURNEY_BATCH=0/);
+  });
+
+  it.each(['0', 'off', 'OFF'])('reads CAIRN_SWEEP_INTERVAL=%s as a disabled sweep', (v) => expect(loadConfig({ CAIRN_SWEEP_INTERVAL: v }).sweepIntervalMs).toBe(0));
 
   it.each(['1', 'true', 'YES', 'on'])('reads %s as true', (v) => expect(loadConfig({ CAIRN_DEMO: v }).demo).toBe(true));
   it.each(['0', 'false', 'No', 'OFF'])('reads %s as false', (v) => expect(loadConfig({ CAIRN_DEMO: v }).demo).toBe(false));
@@ -131,6 +189,7 @@ describe('loadConfig violations', () => {
     ['CAIRN_DEDUPE_WINDOW', '0s'],
     ['CAIRN_DEDUPE_WINDOW', '7'],
     ['CAIRN_SHUTDOWN_TIMEOUT', '10 seconds'],
+    ['CAIRN_SWEEP_INTERVAL', 'often'],
     ['CAIRN_DEMO', 'maybe'],
     ['CAIRN_LOG_LEVEL', 'loud'],
     ['CAIRN_SQLITE_SYNCHRONOUS', 'OFF'],

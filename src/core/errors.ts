@@ -13,7 +13,7 @@ export const ERRORS = {
   // Authentication
   CAIRN_ERR_AUTH_MISSING: { status: 401, message: 'No API key given', hint: 'Send the write key as the HTTP Basic user (password empty) or as "writeKey" in the body; secret keys as "Authorization: Bearer KEY".' },
   CAIRN_ERR_AUTH_INVALID: { status: 401, message: 'The API key is unknown or revoked', hint: 'Create a key with `cairn keys create`.' },
-  CAIRN_ERR_AUTH_SCOPE: { status: 403, message: 'This key may not {action}', hint: 'Write keys can only send events; use a secret key for reads and administration.' },
+  CAIRN_ERR_AUTH_SCOPE: { status: 403, message: 'This key may not {action}', hint: 'Write keys can only send events and ask for decisions (without explain); use a secret key for reads and administration.' },
 
   // Request bodies
   CAIRN_ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is larger than {limit} bytes{after}', hint: 'Split the batch; events are limited to 32 KB each and batches to 500 KB.' },
@@ -49,6 +49,8 @@ export const ERRORS = {
   CAIRN_ERR_BLUEPRINT_YAML: { status: 400, message: '{file}:{line}:{column}: {reason}', hint: 'Fix the YAML syntax.' },
   CAIRN_ERR_BLUEPRINT_SCHEMA: { status: 400, message: '{file}:{line}:{column}: {reason}', hint: 'See docs/blueprint.md for every allowed key.' },
   CAIRN_ERR_BLUEPRINT_REFERENCE: { status: 400, message: '{file}:{line}:{column}: {reason}', hint: 'Declare what is referenced, or fix the name.' },
+  CAIRN_ERR_BLUEPRINT_SEGMENT_CYCLE: { status: 400, message: '{file}:{line}:{column}: {reason}', hint: 'A segment cannot depend on itself through in_segment(), directly or through other segments: membership would then depend on the order of evaluation. Move the shared part into a segment that the others read.' },
+  CAIRN_ERR_LINT_RULE: { status: 400, message: 'Unknown lint rule "{rule}"{suggestion}', hint: 'See docs/lint.md for the rules; `cairn lint --rule ID` takes their ids.' },
 
   // Conditions (CEL). The condition domain raises these with the offset in the expression; a
   // blueprint reports them at file:line:column. Kept identical to src/conditions/errors.ts (tested).
@@ -57,11 +59,42 @@ export const ERRORS = {
   CAIRN_ERR_CONDITION_UNKNOWN: { status: 400, message: 'Condition refers to an undeclared {kind} "{name}" at offset {offset}{suggestion}', hint: 'Declare it in the blueprint (traits, events, segments, stages, consent purposes, channels) or fix the name.' },
   CAIRN_ERR_CONDITION_LIMIT: { status: 400, message: 'Condition exceeds a limit at offset {offset}: {reason}', hint: 'Split the condition into segments, or shorten lists; limits protect evaluation time.' },
 
+  // Templates (Liquid). Raised with the line and column inside the template; a blueprint reports
+  // syntax errors at file:line:column instead.
+  CAIRN_ERR_TEMPLATE_SYNTAX: { status: 400, message: 'Template syntax error in {where} line {line}, column {column}: {reason}', hint: 'Templates are Liquid: {{ profile.traits.first_name | default: "there" }}; see docs/templates.md for the filters available (include, render and layout are not).' },
+  CAIRN_ERR_TEMPLATE_RENDER: { status: 500, message: 'Template render error in {where} line {line}, column {column}: {reason}', hint: 'Check the filter arguments (a currency code for money, a date for date) and the values the template reads.' },
+  CAIRN_ERR_TEMPLATE_UNKNOWN: { status: 400, message: 'Template in {where} refers to an unknown {kind} "{name}"{suggestion}', hint: 'A warning: the value renders empty. Templates read profile, offer, item, context, event, timezone and locale; declare traits in a source contract.' },
+  CAIRN_ERR_TEMPLATE_LIMIT: { status: 500, message: 'Template exceeds a limit in {where} line {line}, column {column}: {reason}', hint: 'Shorten loops and output; templates get limited time, memory and output size (docs/templates.md).' },
+
   // Workspaces and profiles
   CAIRN_ERR_WORKSPACE_NOT_FOUND: { status: 404, message: 'Workspace "{workspace}" does not exist', hint: 'List workspaces with `cairn keys list` or create one.' },
   CAIRN_ERR_PROFILE_NOT_FOUND: { status: 404, message: 'No customer profile for {identity}', hint: 'Look up by id, or by identity as kind:value (email:ana@example.com).' },
   CAIRN_ERR_BAD_IDENTITY: { status: 400, message: 'Cannot read identity "{identity}"', hint: 'Use kind:value, e.g. email:ana@example.com, user_id:42, phone:+4915112345678.' },
   CAIRN_ERR_BAD_CURSOR: { status: 400, message: 'The cursor "{cursor}" is not valid', hint: 'Pass the nextCursor of the previous page unchanged.' },
+
+  // Decisioning
+  CAIRN_ERR_UNKNOWN_PLACEMENT: { status: 400, message: 'Placement "{placement}" is not declared in the blueprint{suggestion}', hint: 'Use a name from the placements section of the blueprint.' },
+  CAIRN_ERR_UNKNOWN_CHANNEL: { status: 400, message: 'Channel "{channel}" is not declared in the blueprint{suggestion}', hint: 'Use a name from the channels section of the blueprint.' },
+  CAIRN_ERR_DECIDE_TARGET: { status: 400, message: 'A decision needs a placement or a channel', hint: 'Send {"placement": "home_hero"} or {"channel": "email"} with the identity and context.' },
+  CAIRN_ERR_DECIDE_IDENTITY: { status: 400, message: 'A decision needs an identity: userId, anonymousId or identity (kind:value)', hint: 'Send the same userId or anonymousId the tracking calls use; an unknown one is fine (an empty profile is used).' },
+
+  // Delivery (contact policy gate, ledger, dispatcher)
+  CAIRN_ERR_DELIVERY_REQUEST: { status: 500, message: 'Message request {where}: {reason}', hint: 'A programming error in the caller of enqueueMessages: one call gates the requests of one customer of one workspace, each with a non-empty idempotency key.' },
+  CAIRN_ERR_UNKNOWN_MESSAGE_STATUS: { status: 400, message: 'Unknown message status "{status}"', hint: 'Use one of queued, sending, sent, failed, deferred, not_sent.' },
+
+  // Channels (adapters, callbacks, links, inbox)
+  CAIRN_ERR_CHANNEL_SETTING: { status: 400, message: 'Channel provider "{provider}": setting "{setting}" {reason}', hint: 'Set it under channels[].provider.settings in the blueprint (secrets as "${env:NAME}"); see docs/channels.md for each provider\'s settings.' },
+  CAIRN_ERR_CHANNEL_NO_CALLBACKS: { status: 404, message: 'Channel "{channel}" (provider {provider}) takes no callbacks', hint: 'Only providers that report delivery status or inbound messages have a callback URL; see docs/channels.md.' },
+  CAIRN_ERR_CALLBACK_SIGNATURE: { status: 401, message: 'The callback for channel "{channel}" is not signed correctly: {reason}', hint: 'The provider signs callbacks with the secret in the channel settings (auth_token for twilio, secret for http); check it and the public URL (CAIRN_PUBLIC_URL) the provider calls.' },
+  CAIRN_ERR_LINK_INVALID: { status: 400, message: 'The link is not valid: {reason}', hint: 'Links in messages are signed; a link that was cut, edited or signed with another secret (CAIRN_LINK_SECRET) is refused.' },
+  CAIRN_ERR_UNSUBSCRIBE_NO_PURPOSE: { status: 409, message: 'Nothing to unsubscribe from: message class "{class}" needs no consent purpose in workspace "{workspace}"', hint: 'Declare a consent purpose for the class under policies.classes, or do not add unsubscribe links to its messages.' },
+  CAIRN_ERR_OUTBOUND_REFUSED: { status: 400, message: 'The address {url} is refused: {reason}', hint: 'Cairn calls only public http(s) addresses; private and loopback ranges are refused unless CAIRN_OUTBOUND_ALLOW_PRIVATE=true (development only).' },
+  CAIRN_ERR_IDENTITY_VERIFICATION: { status: 401, message: 'The identity {identity} is not verified: {reason}', hint: 'This in-app channel sets identity_secret: send user_hash = hex HMAC-SHA256(identity_secret, userId), computed on your server.' },
+
+  // Journeys
+  CAIRN_ERR_JOURNEY_NOT_FOUND: { status: 404, message: 'Journey "{journey}" is not declared in the blueprint{suggestion}', hint: 'Use a name from the journeys section of the blueprint (GET /v1/profiles/REF/journeys lists what a customer is in).' },
+  CAIRN_ERR_JOURNEY_ENTRY_TYPE: { status: 409, message: 'Journey "{journey}" is entered on {entry}, not by API', hint: 'Only journeys with entry type api can be entered with POST /v1/journeys/NAME/enter; change the entry in the blueprint or send the triggering event.' },
+  CAIRN_ERR_JOURNEY_CRON: { status: 400, message: 'The schedule "{cron}" is not a valid cron expression: {reason}', hint: 'Use five fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * mon-fri" (names jan–dec and sun–sat, ranges a-b, steps */n, lists a,b).' },
 
   // Server state
   CAIRN_ERR_SHUTTING_DOWN: { status: 503, message: 'Cairn is shutting down', hint: 'Retry shortly; the request was not accepted.' },

@@ -3,8 +3,12 @@ import type { Db } from '../store/index.js';
 
 export type KeyKind = 'write' | 'secret';
 
-/** What a key may do. Write keys: `track` only. Secret keys: every scope unless narrowed. */
-export const SCOPES = ['track', 'profiles:read', 'profiles:write', 'admin'] as const;
+/**
+ * What a key may do. Write keys (public, in browsers and apps): `track` and `decide` — a browser
+ * may ask for offers but never read a profile. Secret keys: every scope unless narrowed.
+ */
+export const SCOPES = ['track', 'profiles:read', 'profiles:write', 'admin', 'decide'] as const;
+export const WRITE_KEY_SCOPES: readonly Scope[] = ['track', 'decide'];
 export type Scope = (typeof SCOPES)[number];
 
 export interface ApiKeyInfo {
@@ -32,7 +36,7 @@ const PREFIX: Record<KeyKind, string> = { write: 'cw', secret: 'cs' };
 
 export async function createKey(db: Db, clock: Clock, workspaceId: string, kind: KeyKind, name: string, scopes?: Scope[]): Promise<{ key: string; info: ApiKeyInfo }> {
   const key = token(PREFIX[kind]);
-  const granted: Scope[] = kind === 'write' ? ['track'] : scopes && scopes.length > 0 ? scopes : [...SCOPES];
+  const granted: Scope[] = kind === 'write' ? [...WRITE_KEY_SCOPES] : scopes && scopes.length > 0 ? scopes : [...SCOPES];
   const now = clock.now();
   const row = {
     id: uuidv7(now),
@@ -89,16 +93,20 @@ export class KeyResolver {
     private readonly ttlMs = 5000,
   ) {}
 
+  /**
+   * Cached by the key as sent (the hash costs more than the lookup of a hot key); revocations
+   * reach this process within the TTL.
+   */
   async resolve(key: string): Promise<Principal | null> {
-    const hash = sha256(key);
-    const hit = this.cache.get(hash);
     const now = this.clock.now();
+    const hit = this.cache.get(key);
     if (hit && now - hit.at < this.ttlMs) return hit.p;
+    const hash = sha256(key);
     const row = await this.db.selectFrom('api_keys').selectAll().where('key_hash', '=', hash).executeTakeFirst();
     const p: Principal | null =
       row && row.revoked_at === null ? { workspaceId: row.workspace_id, keyId: row.id, name: row.name, kind: row.kind, scopes: new Set(row.scopes.split(' ').filter(Boolean) as Scope[]) } : null;
     if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(hash, { p, at: now });
+    this.cache.set(key, { p, at: now });
     return p;
   }
 

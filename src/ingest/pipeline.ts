@@ -1,14 +1,15 @@
 import type { Logger } from 'pino';
 import { CairnError, EventBus, type Clock } from '../core/index.js';
-import { chunkRows, type Store, type Trx } from '../store/index.js';
+import type { Store } from '../store/index.js';
 import type { WorkspaceRegistry } from '../governance/index.js';
-import { applyProfileEvents, profileLockKey, type ProfileEvent, type ProfileUnit } from '../profiles/index.js';
+import type { ProfileEvent } from '../profiles/index.js';
+import { inlineCommitter, type CommittedUnit, type Committer, type ItemOutcome } from './commit.js';
 
-export type ItemOutcome = 'accepted' | 'duplicate';
+export type { ItemOutcome } from './commit.js';
 
 export interface IngestEvents {
   /** A group commit finished: these events are durable and applied to profiles. */
-  'ingest:committed': { workspaceId: string; accepted: number; duplicates: number; unit: ProfileUnit };
+  'ingest:committed': { workspaceId: string; accepted: number; duplicates: number; unit: CommittedUnit };
   'ingest:failed': { requests: number; events: number; error: unknown };
   'listener:error': { event: unknown; error: unknown };
 }
@@ -24,6 +25,8 @@ export interface PipelineOptions {
   /** Most events applied in one transaction. */
   maxBatch: number;
   dedupeWindowMs: number;
+  /** Who applies a group: inline (default) or the SQLite writer thread (see writer.ts). */
+  committer?: Committer;
 }
 
 /**
@@ -41,6 +44,7 @@ export class IngestPipeline {
   private queued = 0;
   private running: Promise<void> | null = null;
   private closed = false;
+  private readonly committer: Committer;
 
   constructor(
     private readonly store: Store,
@@ -48,7 +52,9 @@ export class IngestPipeline {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly opts: PipelineOptions,
-  ) {}
+  ) {
+    this.committer = opts.committer ?? inlineCommitter(store, workspaces, opts.dedupeWindowMs);
+  }
 
   /** Resolves once the events are committed, with one outcome per event in order. */
   submit(workspaceId: string, events: ProfileEvent[]): Promise<ItemOutcome[]> {
@@ -111,72 +117,12 @@ export class IngestPipeline {
   }
 
   private async commit(take: Pending[]): Promise<ItemOutcome[][]> {
-    const now = this.clock.now();
-    const byWorkspace = new Map<string, { p: number; i: number; e: ProfileEvent }[]>();
-    take.forEach((p, pi) =>
-      p.events.forEach((e, i) => {
-        const list = byWorkspace.get(p.workspaceId) ?? [];
-        list.push({ p: pi, i, e });
-        byWorkspace.set(p.workspaceId, list);
-      }),
+    const { outcomes, committed } = await this.committer.commit(
+      take.map((p) => ({ workspaceId: p.workspaceId, events: p.events })),
+      this.clock.now(),
     );
-    const outcomes: ItemOutcome[][] = take.map((p) => new Array<ItemOutcome>(p.events.length).fill('duplicate'));
-    const models = new Map<string, Awaited<ReturnType<WorkspaceRegistry['get']>>>();
-    for (const ws of byWorkspace.keys()) models.set(ws, await this.workspaces.get(ws));
-    const committed: IngestEvents['ingest:committed'][] = [];
-
-    await this.store.transaction(async (trx) => {
-      for (const [ws, items] of byWorkspace) {
-        const fresh = await this.dedupe(trx, ws, items, now);
-        const events = fresh.map((x) => x.e);
-        for (const x of fresh) (outcomes[x.p] as ItemOutcome[])[x.i] = 'accepted';
-        const unit = await applyProfileEvents(trx, this.store, ws, (models.get(ws) as { model: Parameters<typeof applyProfileEvents>[3] }).model, events, now);
-        committed.push({ workspaceId: ws, accepted: fresh.length, duplicates: items.length - fresh.length, unit });
-      }
-    }, [...byWorkspace.keys()].map(profileLockKey));
-
     for (const c of committed) this.events.emit('ingest:committed', c);
     return outcomes;
-  }
-
-  /**
-   * Keeps the first event of each (source, messageId) that no event received within the window
-   * already carries. The lookup runs on the events_message index inside the writing transaction,
-   * and writers of a workspace are serialized (SQLite's single writer, the workspace advisory lock
-   * on PostgreSQL), so nothing can slip in between the check and the insert. An event received
-   * before the window counts as forgotten: a very late retry is stored again.
-   */
-  private async dedupe<T extends { e: ProfileEvent }>(trx: Trx, workspaceId: string, items: T[], now: number): Promise<T[]> {
-    const firstByKey = new Map<string, T>();
-    const bySource = new Map<string, string[]>();
-    for (const x of items) {
-      const k = `${x.e.source}\u0000${x.e.messageId}`;
-      if (firstByKey.has(k)) continue;
-      firstByKey.set(k, x);
-      const ids = bySource.get(x.e.source);
-      if (ids) ids.push(x.e.messageId);
-      else bySource.set(x.e.source, [x.e.messageId]);
-    }
-    const cutoff = now - this.opts.dedupeWindowMs;
-    const seen = new Set<string>();
-    const maxP = this.store.dialect.capabilities.maxParameters;
-    for (const [source, ids] of bySource) {
-      for (const chunk of chunkRows(ids, 1, Math.min(500, maxP - 3))) {
-        const rows = await trx
-          .selectFrom('events')
-          .select('message_id')
-          .where('workspace_id', '=', workspaceId)
-          .where('source', '=', source)
-          .where('message_id', 'in', chunk)
-          .where('received_at', '>=', cutoff)
-          .execute();
-        for (const r of rows) seen.add(`${source}\u0000${r.message_id}`);
-      }
-    }
-    if (seen.size === 0) return [...firstByKey.values()];
-    const fresh: T[] = [];
-    for (const [k, x] of firstByKey) if (!seen.has(k)) fresh.push(x);
-    return fresh;
   }
 
   /** Stops taking new work and waits until everything queued is committed. */
@@ -186,5 +132,6 @@ export class IngestPipeline {
       if (!this.running) this.kick();
       await this.running;
     }
+    await this.committer.close();
   }
 }

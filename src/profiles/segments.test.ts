@@ -183,7 +183,7 @@ describe.each(ENGINES)('segment membership on $name', (engine) => {
     expect((await getSegmentHistory(t.store.db, ws, anon)).map((h) => h.change)).toEqual(['entered', 'exited']);
   });
 
-  it('segments in an in_segment cycle are decided in declaration order, reading a later member as false', async () => {
+  it('never meets an in_segment cycle: loading refuses one, so every pass has a dependency order', () => {
     const yaml = `version: 1
 workspace:
   name: Cycle
@@ -193,19 +193,8 @@ segments:
   - name: q
     condition: in_segment("p")
 `;
-    const bp = parseBlueprint(yaml, 'cycle.yaml');
-    const cyc = resolveModel(bp.blueprint, undefined, bp.conditions);
-    expect(cyc.segments.map((s) => [s.name, s.inCycle])).toEqual([
-      ['q', true],
-      ['p', true],
-    ]);
-    const ws = `ws_${uuidv7().slice(-12)}`;
-    const ev = track('a', 'c1', NOW, {});
-    await t.store.transaction((trx) => applyProfileEvents(trx, t.store, ws, cyc, [ev], NOW));
-    // q is evaluated first and reads p as false; p holds by its own count.
-    expect((await members(ws)).map((m) => m.split(':')[1])).toEqual(['p']);
-    await recomputeSegments(t.store, ws, cyc, NOW);
-    expect((await members(ws)).map((m) => m.split(':')[1])).toEqual(['p']);
+    expect(() => parseBlueprint(yaml, 'cycle.yaml')).toThrow(expect.objectContaining({ code: 'CAIRN_ERR_BLUEPRINT_SEGMENT_CYCLE' }));
+    expect(model.segments.every((s) => !s.inCycle)).toBe(true);
   });
 
   it('incremental memberships equal a bulk recompute after random batches', async () => {

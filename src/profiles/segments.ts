@@ -7,7 +7,9 @@ import type { ProfileUnit, ProfileRow } from './unit.js';
 import type { Traits } from './traits.js';
 import type { ComputedState } from './computed.js';
 import { buildEvalInput } from './view.js';
-import { evaluateStages, hasAnyStage, stageForConditions, stagesReadConsent, storedStagesOf, writeStageDiff, type StoredStages } from './stages.js';
+import { evaluateStages, hasAnyStage, stageForConditions, stagesReadConsent, storedStagesOf, writeStageDiff, type StageChange, type StoredStages } from './stages.js';
+import { nextChange, storedDue, timePlan, writeDue } from './due.js';
+import { scopeParts, type CustomerScope } from './scope.js';
 // A cycle with repository.ts (which calls updateSegmentMemberships); only functions cross it.
 import { profileLockKey } from './repository.js';
 
@@ -15,12 +17,13 @@ import { profileLockKey } from './repository.js';
  * Segment membership, kept in real time. Membership is a pure function of the profile (traits,
  * computed states and counters, identities, consent) and the time: segments are evaluated in the
  * model's dependency order, each reading with in_segment() the memberships decided before it in
- * the same pass (a segment in an in_segment cycle reads a not-yet-evaluated member as false).
+ * the same pass (in_segment() cycles are refused when the blueprint loads, so that order exists).
  * Previous membership is never an input, so the incremental path (on each ingest batch) and a bulk
  * recompute give the same memberships for the same profiles at the same `now`.
  *
  * A segment whose condition holds only because of time (windows sliding, days_since) changes
- * without an event; only recomputeSegments picks that up (see its comment).
+ * without an event. Every evaluation therefore also stores when the profile can next change with
+ * time alone (due.ts), and the sweeper (sweep.ts) re-evaluates it then through this same pass.
  */
 
 /**
@@ -39,16 +42,22 @@ function readsConsent(model: WorkspaceModel): boolean {
   return stagesReadConsent(model) || model.segments.some((s) => s.condition.references.purposes.length > 0 || s.condition.references.functions.includes('consent'));
 }
 
-/** The stored stages of these customers, when stages are declared or some are stored (else empty). */
-async function storedStagesIfAny(trx: Trx, model: WorkspaceModel, workspaceId: string, ids: readonly string[], maxP: number): Promise<StoredStages> {
-  if (ids.length === 0 || (model.stages.length === 0 && !(await hasAnyStage(trx, workspaceId)))) return new Map();
-  return storedStagesOf(trx, workspaceId, ids, maxP);
+/**
+ * The stored stages of the customers in scope, when stages are declared or some are stored (else
+ * empty). `anyStored` is the answer to hasAnyStage when the caller knows it (a recompute asks once).
+ */
+async function storedStagesIfAny(trx: Trx, model: WorkspaceModel, workspaceId: string, scope: CustomerScope, maxP: number, anyStored?: boolean): Promise<StoredStages> {
+  if ('ids' in scope && scope.ids.length === 0) return new Map();
+  if (model.stages.length === 0 && !(anyStored ?? (await hasAnyStage(trx, workspaceId)))) return new Map();
+  return storedStagesOf(trx, workspaceId, scope, maxP);
 }
 
-async function consentOf(trx: Trx | Db, workspaceId: string, ids: readonly string[], maxP: number): Promise<Map<string, ConsentState[]>> {
+async function consentOf(trx: Trx | Db, workspaceId: string, scope: CustomerScope, maxP: number): Promise<Map<string, ConsentState[]>> {
   const ledger = new Map<string, ConsentEntry[]>();
-  for (const chunk of chunkRows([...ids], 1, maxP - 1)) {
-    const rows = await trx.selectFrom('consent').selectAll().where('workspace_id', '=', workspaceId).where('customer_id', 'in', chunk).execute();
+  for (const part of scopeParts(scope, maxP)) {
+    let q = trx.selectFrom('consent').selectAll().where('workspace_id', '=', workspaceId);
+    q = 'ids' in part ? q.where('customer_id', 'in', part.ids) : q.where('customer_id', '>', part.after).where('customer_id', '<=', part.last);
+    const rows = await q.execute();
     for (const r of rows) {
       const list = ledger.get(r.customer_id) ?? [];
       list.push({ id: r.id, purpose: r.purpose, channel: r.channel, status: r.status, source: r.source, occurredAt: Number(r.occurred_at), recordedAt: Number(r.recorded_at), wordingVersion: r.wording_version, messageId: r.message_id });
@@ -58,14 +67,16 @@ async function consentOf(trx: Trx | Db, workspaceId: string, ids: readonly strin
   return new Map([...ledger].map(([id, entries]) => [id, currentConsent(entries)]));
 }
 
-async function membershipsOf(trx: Trx, workspaceId: string, ids: readonly string[], maxP: number): Promise<Map<string, Map<string, number>>> {
-  const out = new Map<string, Map<string, number>>();
-  for (const chunk of chunkRows([...ids], 1, maxP - 1)) {
-    const rows = await trx.selectFrom('segment_membership').select(['customer_id', 'segment', 'entered_at']).where('workspace_id', '=', workspaceId).where('customer_id', 'in', chunk).execute();
-    for (const r of rows) {
-      const m = out.get(r.customer_id) ?? new Map<string, number>();
-      m.set(r.segment, Number(r.entered_at));
-      out.set(r.customer_id, m);
+/** The stored segments of the customers in scope. */
+async function membershipsOf(trx: Trx, workspaceId: string, scope: CustomerScope, maxP: number): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>();
+  for (const part of scopeParts(scope, maxP)) {
+    let q = trx.selectFrom('segment_membership').select(['customer_id', 'segment']).where('workspace_id', '=', workspaceId);
+    q = 'ids' in part ? q.where('customer_id', 'in', part.ids) : q.where('customer_id', '>', part.after).where('customer_id', '<=', part.last);
+    for (const r of await q.execute()) {
+      const m = out.get(r.customer_id);
+      if (m === undefined) out.set(r.customer_id, new Set([r.segment]));
+      else m.add(r.segment);
     }
   }
   return out;
@@ -79,17 +90,21 @@ export interface SegmentChange {
 }
 
 /**
- * Writes the difference between stored and wanted memberships of the given customers (every
- * customer listed; an absent or empty wanted set exits everything) with one history row per change.
+ * Writes the difference between `stored` (membershipsOf these customers) and wanted memberships
+ * (every customer listed; an absent or empty wanted set exits everything) with one history row per
+ * change, dated `timeOf(customer)`: the evaluation time (`now`, or the due instant a sweep evaluated
+ * at). Unchanged memberships write nothing.
  */
-async function writeDiff(trx: Trx, store: Store, workspaceId: string, wanted: ReadonlyMap<string, ReadonlySet<string>>, now: number): Promise<SegmentChange[]> {
+async function writeDiff(trx: Trx, store: Store, workspaceId: string, wanted: ReadonlyMap<string, ReadonlySet<string>>, stored: ReadonlyMap<string, ReadonlySet<string>>, timeOf: (customerId: string) => number): Promise<SegmentChange[]> {
   const maxP = store.dialect.capabilities.maxParameters;
-  const stored = await membershipsOf(trx, workspaceId, [...wanted.keys()], maxP);
   const changes: SegmentChange[] = [];
+  const none: ReadonlySet<string> = new Set();
   for (const [customerId, want] of wanted) {
-    const have = stored.get(customerId) ?? new Map<string, number>();
-    for (const s of have.keys()) if (!want.has(s)) changes.push({ customerId, segment: s, change: 'exited', at: now });
-    for (const s of want) if (!have.has(s)) changes.push({ customerId, segment: s, change: 'entered', at: now });
+    const have = stored.get(customerId) ?? none;
+    if (have.size === 0 && want.size === 0) continue;
+    const at = timeOf(customerId);
+    for (const s of have) if (!want.has(s)) changes.push({ customerId, segment: s, change: 'exited', at });
+    for (const s of want) if (!have.has(s)) changes.push({ customerId, segment: s, change: 'entered', at });
   }
   if (changes.length === 0) return changes;
   const exits = new Map<string, string[]>();
@@ -99,39 +114,72 @@ async function writeDiff(trx: Trx, store: Store, workspaceId: string, wanted: Re
       await trx.deleteFrom('segment_membership').where('workspace_id', '=', workspaceId).where('customer_id', '=', customerId).where('segment', 'in', chunk).execute();
     }
   }
-  const entries = changes.filter((c) => c.change === 'entered').map((c) => [workspaceId, c.customerId, c.segment, now]);
+  const entries = changes.filter((c) => c.change === 'entered').map((c) => [workspaceId, c.customerId, c.segment, c.at]);
   await insertRows(trx, store.dialect, 'segment_membership', ['workspace_id', 'customer_id', 'segment', 'entered_at'], entries);
-  const history = changes.map((c) => [workspaceId, c.customerId, uuidv7(now), c.segment, c.change, now]);
+  const history = changes.map((c) => [workspaceId, c.customerId, uuidv7(c.at), c.segment, c.change, c.at]);
   await insertRows(trx, store.dialect, 'segment_history', ['workspace_id', 'customer_id', 'id', 'segment', 'change', 'at'], history);
   return changes;
 }
 
+/** What one evaluation pass wrote. */
+export interface EvaluationChanges {
+  segments: SegmentChange[];
+  stages: StageChange[];
+  /** Each evaluated profile's next due instant (due.ts); undefined: none. Empty when the model has no time dependence. */
+  due: ReadonlyMap<string, number | undefined>;
+}
+
+export interface EvaluateOptions {
+  /** Skip the membership diff when the model has no segments and none are stored (the ingest fast path). */
+  checkEmpty?: boolean;
+  /**
+   * Per-customer evaluation time overriding `now`: the sweep evaluates a late customer at its due
+   * instant, so that history carries the time the change happened. Customers not listed use `now`.
+   */
+  at?: ReadonlyMap<string, number>;
+  /** How the stored state of these profiles is read: by their ids (default) or a recompute page's key range. */
+  scope?: CustomerScope;
+  /** Whether the workspace stores any stage, when the caller already knows (saves a query per call). */
+  anyStageStored?: boolean;
+}
+
 /**
- * Segments, then stages, of the given profiles (merged-away ones leave every segment and stage):
- * one pass, shared by the live and the bulk path so that they agree.
+ * Segments, then stages, of the given profiles (merged-away ones leave every segment and stage),
+ * then each profile's next due instant (due.ts): one pass, shared by the live path, the bulk
+ * recompute and the sweep, so that they agree.
  */
-async function evaluateAndWrite(trx: Trx, store: Store, workspaceId: string, model: WorkspaceModel, rows: readonly ProfileRow[], now: number, checkEmpty: boolean): Promise<SegmentChange[]> {
+export async function evaluateProfiles(trx: Trx, store: Store, workspaceId: string, model: WorkspaceModel, rows: readonly ProfileRow[], now: number, opts: EvaluateOptions = {}): Promise<EvaluationChanges> {
   const maxP = store.dialect.capabilities.maxParameters;
   const live = rows.filter((r) => r.mergedInto === null);
-  const consent = readsConsent(model) && live.length > 0 ? await consentOf(trx, workspaceId, live.map((r) => r.id), maxP) : new Map<string, ConsentState[]>();
-  const stored = await storedStagesIfAny(trx, model, workspaceId, rows.map((r) => r.id), maxP);
+  const scope: CustomerScope = opts.scope ?? { ids: rows.map((r) => r.id) };
+  const consent = readsConsent(model) && live.length > 0 ? await consentOf(trx, workspaceId, opts.scope ?? { ids: live.map((r) => r.id) }, maxP) : new Map<string, ConsentState[]>();
+  const stored = await storedStagesIfAny(trx, model, workspaceId, scope, maxP, opts.anyStageStored);
+  const plan = timePlan(model);
+  const at = opts.at;
+  const timeOf = at === undefined || at.size === 0 ? () => now : (id: string) => at.get(id) ?? now;
   const wanted = new Map<string, ReadonlySet<string>>();
   const wantedStages = new Map<string, ReadonlyMap<string, string>>();
+  const due = new Map<string, number | undefined>();
   for (const row of rows) {
     if (row.mergedInto !== null) {
       wanted.set(row.id, new Set());
       wantedStages.set(row.id, new Map());
+      due.set(row.id, undefined);
       continue;
     }
+    const t = timeOf(row.id);
     const stage = stageForConditions(model, stored.get(row.id));
     const c = consent.get(row.id) ?? [];
-    const members = evaluateSegments(model, row, c, now, stage);
+    const members = evaluateSegments(model, row, c, t, stage);
     wanted.set(row.id, members);
-    wantedStages.set(row.id, evaluateStages(model, row, members, c, stage, now));
+    wantedStages.set(row.id, evaluateStages(model, row, members, c, stage, t));
+    if (plan.any) due.set(row.id, nextChange(plan, model, row, t));
   }
-  if (stored.size > 0 || model.stages.length > 0) await writeStageDiff(trx, store, workspaceId, wantedStages, stored, now);
-  if (checkEmpty && model.segments.length === 0 && !(await hasAnyMembership(trx, workspaceId))) return [];
-  return writeDiff(trx, store, workspaceId, wanted, now);
+  const stages = stored.size > 0 || model.stages.length > 0 ? await writeStageDiff(trx, store, workspaceId, wantedStages, stored, timeOf) : [];
+  // Only rows that change are written: most evaluations move neither the due nor a membership.
+  if (plan.any) await writeDue(trx, store, workspaceId, due, await storedDue(trx, store, workspaceId, scope));
+  if (opts.checkEmpty === true && model.segments.length === 0 && !(await hasAnyMembership(trx, workspaceId))) return { segments: [], stages, due };
+  return { segments: await writeDiff(trx, store, workspaceId, wanted, await membershipsOf(trx, workspaceId, scope, maxP), timeOf), stages, due };
 }
 
 /**
@@ -142,7 +190,15 @@ async function evaluateAndWrite(trx: Trx, store: Store, workspaceId: string, mod
 export async function updateSegmentMemberships(trx: Trx, store: Store, workspaceId: string, unit: ProfileUnit): Promise<SegmentChange[]> {
   const touched = [...unit.dirty];
   if (touched.length === 0) return [];
-  return evaluateAndWrite(trx, store, workspaceId, unit.model, touched, unit.now, true);
+  return (await evaluateProfiles(trx, store, workspaceId, unit.model, touched, unit.now, { checkEmpty: true })).segments;
+}
+
+/**
+ * Re-evaluates the given customers at `now` (segments, stages, sweep due), in one transaction under
+ * the workspace's profile lock: after their computed traits were rebuilt, say. Unknown ids are skipped.
+ */
+export async function reevaluateProfiles(store: Store, workspaceId: string, model: WorkspaceModel, ids: readonly string[], now: number): Promise<EvaluationChanges> {
+  return store.transaction(async (trx) => evaluateProfiles(trx, store, workspaceId, model, await loadProfiles(trx, store, workspaceId, ids), now), [profileLockKey(workspaceId)]);
 }
 
 async function hasAnyMembership(trx: Trx, workspaceId: string): Promise<boolean> {
@@ -151,37 +207,68 @@ async function hasAnyMembership(trx: Trx, workspaceId: string): Promise<boolean>
 
 type CustomerRecord = { id: string; created_at: number; updated_at: number; merged_into: string | null; traits: string; computed: string; first_seen: number; last_seen: number };
 
+function profileOf(r: CustomerRecord): ProfileRow {
+  return {
+    id: r.id,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    mergedInto: r.merged_into,
+    traits: JSON.parse(r.traits) as Traits,
+    computed: JSON.parse(r.computed) as Record<string, ComputedState>,
+    firstSeen: Number(r.first_seen),
+    lastSeen: Number(r.last_seen),
+    identities: new Set<string>(),
+  };
+}
+
+/** Adds each profile's identity keys (reachable() reads them). */
+async function attachIdentities(trx: Trx, workspaceId: string, profiles: ReadonlyMap<string, ProfileRow>, scope: CustomerScope, maxP: number): Promise<void> {
+  for (const part of scopeParts(scope, maxP)) {
+    let q = trx.selectFrom('identities').select(['kind', 'value', 'customer_id']).where('workspace_id', '=', workspaceId);
+    q = 'ids' in part ? q.where('customer_id', 'in', part.ids) : q.where('customer_id', '>', part.after).where('customer_id', '<=', part.last);
+    for (const i of await q.execute()) profiles.get(i.customer_id)?.identities.add(`${i.kind}\u0000${i.value}`);
+  }
+}
+
+/** The stored profiles with these ids (live or merged; unknown ids are absent), identities included, for evaluation. */
+export async function loadProfiles(trx: Trx, store: Store, workspaceId: string, ids: readonly string[]): Promise<ProfileRow[]> {
+  const maxP = store.dialect.capabilities.maxParameters;
+  const profiles = new Map<string, ProfileRow>();
+  for (const chunk of chunkRows([...ids], 1, maxP - 1)) {
+    const rows = (await trx.selectFrom('customers').selectAll().where('workspace_id', '=', workspaceId).where('id', 'in', chunk).execute()) as CustomerRecord[];
+    for (const r of rows) profiles.set(r.id, profileOf(r));
+  }
+  await attachIdentities(trx, workspaceId, profiles, { ids: [...profiles.keys()] }, maxP);
+  return [...profiles.values()];
+}
+
 /**
  * Evaluates every segment, then every stage (stages.ts), for every live profile of a workspace at `now` and writes the changes,
  * a page of profiles per transaction under the workspace's profile lock (the one ingest takes, so
  * a page never interleaves with an ingest commit). Memberships of merged-away
- * profiles are exited too. This is also how exits caused by time alone (a rolling window emptying)
- * are found: run it periodically. Stages are recomputed in the same pass (recomputeStages is this
- * function), so the bulk and live paths agree. Returns the number of profiles evaluated.
+ * profiles are exited too. Stages are recomputed in the same pass (recomputeStages is this
+ * function), so the bulk and live paths agree, and every profile's sweep due instant is rewritten
+ * (run it after changing segment definitions). Returns the number of profiles evaluated.
  */
 export async function recomputeSegments(store: Store, workspaceId: string, model: WorkspaceModel, now: number, opts: { pageSize?: number } = {}): Promise<number> {
-  const pageSize = opts.pageSize ?? 500;
+  const pageSize = opts.pageSize ?? 1000;
   const maxP = store.dialect.capabilities.maxParameters;
   const locks = [profileLockKey(workspaceId)];
+  const anyStageStored = model.stages.length > 0 || (await hasAnyStage(store.db, workspaceId));
   let after = '';
   let done = 0;
   for (;;) {
     const n = await store.transaction(async (trx) => {
       const rows = (await trx.selectFrom('customers').selectAll().where('workspace_id', '=', workspaceId).where('merged_into', 'is', null).where('id', '>', after).orderBy('id').limit(pageSize).execute()) as CustomerRecord[];
       if (rows.length === 0) return 0;
-      const ids = rows.map((r) => r.id);
-      const idRows: { kind: string; value: string; customer_id: string }[] = [];
-      for (const chunk of chunkRows(ids, 1, maxP - 1)) idRows.push(...(await trx.selectFrom('identities').select(['kind', 'value', 'customer_id']).where('workspace_id', '=', workspaceId).where('customer_id', 'in', chunk).execute()));
-      const profiles = new Map<string, ProfileRow>(
-        rows.map((r) => [
-          r.id,
-          { id: r.id, createdAt: Number(r.created_at), updatedAt: Number(r.updated_at), mergedInto: null, traits: JSON.parse(r.traits) as Traits, computed: JSON.parse(r.computed) as Record<string, ComputedState>, firstSeen: Number(r.first_seen), lastSeen: Number(r.last_seen), identities: new Set<string>() },
-        ]),
-      );
-      for (const i of idRows) profiles.get(i.customer_id)?.identities.add(`${i.kind}\u0000${i.value}`);
-      await evaluateAndWrite(trx, store, workspaceId, model, [...profiles.values()], now, false);
-      after = ids[ids.length - 1] as string;
-      return ids.length;
+      // The page is a key range: its identities, consent, memberships, stages and due rows are read
+      // with one range scan each (the (workspace_id, customer_id) indexes), not one probe per id.
+      const scope: CustomerScope = { after, last: (rows[rows.length - 1] as CustomerRecord).id };
+      const profiles = new Map<string, ProfileRow>(rows.map((r) => [r.id, profileOf(r)]));
+      await attachIdentities(trx, workspaceId, profiles, scope, maxP);
+      await evaluateProfiles(trx, store, workspaceId, model, [...profiles.values()], now, { scope, anyStageStored });
+      after = scope.last;
+      return rows.length;
     }, locks);
     if (n === 0) break;
     done += n;
@@ -196,7 +283,10 @@ export async function recomputeSegments(store: Store, workspaceId: string, model
       .where('m.workspace_id', '=', workspaceId)
       .where('c.merged_into', 'is not', null)
       .execute();
-    if (stale.length > 0) await writeDiff(trx, store, workspaceId, new Map(stale.map((s) => [s.customer_id, new Set<string>()])), now);
+    if (stale.length > 0) {
+      const ids = stale.map((s) => s.customer_id);
+      await writeDiff(trx, store, workspaceId, new Map(ids.map((id) => [id, new Set<string>()])), await membershipsOf(trx, workspaceId, { ids }, maxP), () => now);
+    }
     // Likewise their stages.
     const staleStages = await trx
       .selectFrom('customer_stage as s')

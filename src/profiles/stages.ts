@@ -5,6 +5,7 @@ import type { WorkspaceModel } from '../blueprint/index.js';
 import type { ConsentState } from './consent.js';
 import type { ProfileRow } from './unit.js';
 import { buildEvalInput } from './view.js';
+import { scopeParts, type CustomerScope } from './scope.js';
 
 /**
  * Each customer's current stage, per lifecycle: the LAST listed stage of the lifecycle whose
@@ -58,10 +59,13 @@ export function stagesReadConsent(model: WorkspaceModel): boolean {
   return model.stages.some((s) => s.condition.references.purposes.length > 0 || s.condition.references.functions.includes('consent'));
 }
 
-export async function storedStagesOf(trx: Trx | Db, workspaceId: string, ids: readonly string[], maxP: number): Promise<StoredStages> {
+/** Stored stages of the customers in scope (a list of ids or a recompute page's key range). */
+export async function storedStagesOf(trx: Trx | Db, workspaceId: string, ids: readonly string[] | CustomerScope, maxP: number): Promise<StoredStages> {
   const out: StoredStages = new Map();
-  for (const chunk of chunkRows([...ids], 1, maxP - 1)) {
-    const rows = await trx.selectFrom('customer_stage').select(['customer_id', 'lifecycle', 'stage', 'entered_at']).where('workspace_id', '=', workspaceId).where('customer_id', 'in', chunk).execute();
+  for (const part of scopeParts(Array.isArray(ids) ? { ids } : (ids as CustomerScope), maxP)) {
+    let q = trx.selectFrom('customer_stage').select(['customer_id', 'lifecycle', 'stage', 'entered_at']).where('workspace_id', '=', workspaceId);
+    q = 'ids' in part ? q.where('customer_id', 'in', part.ids) : q.where('customer_id', '>', part.after).where('customer_id', '<=', part.last);
+    const rows = await q.execute();
     for (const r of rows) {
       const m = out.get(r.customer_id) ?? new Map<string, StoredStage>();
       m.set(r.lifecycle, { stage: r.stage, enteredAt: Number(r.entered_at) });
@@ -85,15 +89,17 @@ export interface StageChange {
 
 /**
  * Writes the difference between the stored and wanted stages of the given customers (every
- * customer listed; a lifecycle absent from the wanted map leaves its stage).
+ * customer listed; a lifecycle absent from the wanted map leaves its stage). `now` dates the moves:
+ * one time, or the evaluation time per customer (a sweep evaluates a late customer at its due instant).
  */
-export async function writeStageDiff(trx: Trx, store: Store, workspaceId: string, wanted: ReadonlyMap<string, ReadonlyMap<string, string>>, stored: StoredStages, now: number): Promise<StageChange[]> {
+export async function writeStageDiff(trx: Trx, store: Store, workspaceId: string, wanted: ReadonlyMap<string, ReadonlyMap<string, string>>, stored: StoredStages, now: number | ((customerId: string) => number)): Promise<StageChange[]> {
   const maxP = store.dialect.capabilities.maxParameters;
   const changes: StageChange[] = [];
   for (const [customerId, want] of wanted) {
     const have = stored.get(customerId) ?? new Map<string, StoredStage>();
-    for (const [lifecycle, s] of have) if (want.get(lifecycle) !== s.stage) changes.push({ customerId, lifecycle, from: s.stage, to: want.get(lifecycle) ?? null, at: now });
-    for (const [lifecycle, s] of want) if (!have.has(lifecycle)) changes.push({ customerId, lifecycle, from: null, to: s, at: now });
+    const at = typeof now === 'number' ? now : now(customerId);
+    for (const [lifecycle, s] of have) if (want.get(lifecycle) !== s.stage) changes.push({ customerId, lifecycle, from: s.stage, to: want.get(lifecycle) ?? null, at });
+    for (const [lifecycle, s] of want) if (!have.has(lifecycle)) changes.push({ customerId, lifecycle, from: null, to: s, at });
   }
   if (changes.length === 0) return changes;
   const leaving = new Map<string, string[]>();
@@ -103,9 +109,9 @@ export async function writeStageDiff(trx: Trx, store: Store, workspaceId: string
       await trx.deleteFrom('customer_stage').where('workspace_id', '=', workspaceId).where('customer_id', '=', customerId).where('lifecycle', 'in', chunk).execute();
     }
   }
-  const entries = changes.filter((c) => c.to !== null).map((c) => [workspaceId, c.customerId, c.lifecycle, c.to, now]);
+  const entries = changes.filter((c) => c.to !== null).map((c) => [workspaceId, c.customerId, c.lifecycle, c.to, c.at]);
   await insertRows(trx, store.dialect, 'customer_stage', ['workspace_id', 'customer_id', 'lifecycle', 'stage', 'entered_at'], entries);
-  const history = changes.map((c) => [workspaceId, c.customerId, uuidv7(now), c.lifecycle, c.from, c.to, now]);
+  const history = changes.map((c) => [workspaceId, c.customerId, uuidv7(c.at), c.lifecycle, c.from, c.to, c.at]);
   await insertRows(trx, store.dialect, 'stage_history', ['workspace_id', 'customer_id', 'id', 'lifecycle', 'from_stage', 'to_stage', 'at'], history);
   return changes;
 }

@@ -53,6 +53,17 @@ export interface IdentityLogRow {
   at: number;
 }
 
+/**
+ * What listeners of `ingest:committed` learn about a commit: the stored events with the (final,
+ * after merges) id of the profile each one landed on, and the identity log. A plain object, so the
+ * same shape comes back from the SQLite writer thread and from the inline writer.
+ */
+export interface CommittedUnit {
+  /** The events as applied, without their stored JSON text (`payload`), which nobody downstream reads. */
+  events: { id: string; customer: { id: string }; event: Omit<ProfileEvent, 'payload'> }[];
+  log: IdentityLogRow[];
+}
+
 export interface PendingEvent {
   customer: ProfileRow;
   id: string;
@@ -103,6 +114,17 @@ export class ProfileUnit {
 
   finalId(id: string): string {
     return this.live(id)?.id ?? id;
+  }
+
+  /** The committed unit as listeners see it (see CommittedUnit). */
+  summary(): CommittedUnit {
+    return {
+      events: this.events.map((p) => {
+        const { payload: _payload, ...event } = p.event;
+        return { id: p.id, customer: { id: this.finalId(p.customer.id) }, event };
+      }),
+      log: this.log,
+    };
   }
 
   /** Identity keys to look up for an event before apply(). */

@@ -7,6 +7,10 @@ import type { Runtime } from '../runtime.js';
 import { trackingRoutes } from './tracking.js';
 import { profileRoutes } from './profiles.js';
 import { webhookRoutes } from './webhooks.js';
+import { decideRoutes } from './decide.js';
+import { messageRoutes } from './messages.js';
+import { journeyRoutes } from './journeys.js';
+import { channelRoutes } from './channels.js';
 
 /** Default body limit for routes that do not set one (`config.bodyLimit`). */
 const DEFAULT_BODY_LIMIT = 64 * 1024;
@@ -120,5 +124,9 @@ export async function buildApp(rt: Runtime): Promise<FastifyInstance> {
   await app.register(async (scope) => trackingRoutes(scope, rt));
   await app.register(async (scope) => profileRoutes(scope, rt));
   await app.register(async (scope) => webhookRoutes(scope, rt));
+  await app.register(async (scope) => decideRoutes(scope, rt));
+  await app.register(async (scope) => messageRoutes(scope, rt));
+  await app.register(async (scope) => journeyRoutes(scope, rt));
+  await app.register(async (scope) => channelRoutes(scope, rt));
   return app;
 }

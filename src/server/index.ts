@@ -1,1 +1,2 @@
 export { buildApp } from './app.js';
+export { decisionServiceOf } from './decide.js';

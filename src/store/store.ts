@@ -18,9 +18,19 @@ export interface Store {
    * advisory locks (taken in sorted order, so two units never deadlock on them); on SQLite the
    * single writer already serializes.
    */
-  transaction<T>(fn: (trx: Trx) => Promise<T>, lockKeys?: readonly string[]): Promise<T>;
+  transaction<T>(fn: (trx: Trx) => Promise<T>, lockKeys?: readonly string[], opts?: TransactionOptions): Promise<T>;
   migrate(): Promise<string[]>;
   destroy(): Promise<void>;
+}
+
+export interface TransactionOptions {
+  /**
+   * `relaxed`: COMMIT returns before the write is flushed to disk (SQLite synchronous=NORMAL for
+   * this transaction, PostgreSQL synchronous_commit=off). A process crash loses nothing; a power
+   * cut or OS crash can lose the last moment of such commits, never corrupt anything. For derived
+   * records that must not make a request wait for fsync (the decision log). Default `full`.
+   */
+  durability?: 'full' | 'relaxed';
 }
 
 export interface OpenStoreOptions {
@@ -30,6 +40,7 @@ export interface OpenStoreOptions {
 
 /** Opens storage from a URL: a file path, `sqlite:PATH`, `:memory:`, or `postgres://…`. */
 export function openStore(url: string, opts: OpenStoreOptions = {}): Store {
+  const sqliteSynchronous = opts.sqliteSynchronous ?? 'FULL';
   let made: { dialect: ConstructorParameters<typeof Kysely<Database>>[0]['dialect']; info: DialectInfo };
   if (/^postgres(ql)?:\/\//i.test(url)) {
     const pg = createPostgresDialect({ url, ...(opts.maxConnections ? { maxConnections: opts.maxConnections } : {}) });
@@ -38,7 +49,7 @@ export function openStore(url: string, opts: OpenStoreOptions = {}): Store {
     throw new CairnError('CAIRN_ERR_DATABASE_URL', { url });
   } else {
     const path = url.replace(/^sqlite:(\/\/)?/i, '');
-    made = createSqliteDialect({ path: path === ':memory:' ? path : resolve(path), synchronous: opts.sqliteSynchronous ?? 'FULL' });
+    made = createSqliteDialect({ path: path === ':memory:' ? path : resolve(path), synchronous: sqliteSynchronous });
   }
   const db = new Kysely<Database>({ dialect: made.dialect });
   const info = made.info;
@@ -46,14 +57,26 @@ export function openStore(url: string, opts: OpenStoreOptions = {}): Store {
   return {
     db,
     dialect: info,
-    async transaction<T>(fn: (trx: Trx) => Promise<T>, lockKeys: readonly string[] = []): Promise<T> {
-      return db.transaction().execute(async (trx) => {
+    async transaction<T>(fn: (trx: Trx) => Promise<T>, lockKeys: readonly string[] = [], opts: TransactionOptions = {}): Promise<T> {
+      const relaxed = opts.durability === 'relaxed';
+      const body = async (trx: Trx): Promise<T> => {
+        if (relaxed && info.name === 'postgres') await sql`set local synchronous_commit = off`.execute(trx);
         if (info.capabilities.supportsAdvisoryLocks && lockKeys.length > 0) {
           for (const key of [...new Set(lockKeys)].sort()) {
             await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`.execute(trx);
           }
         }
         return fn(trx);
+      };
+      if (!relaxed || info.name !== 'sqlite') return db.transaction().execute(body);
+      // SQLite sets the level per connection and refuses to change it inside a transaction.
+      return db.connection().execute(async (conn) => {
+        await sql.raw('pragma synchronous = NORMAL').execute(conn);
+        try {
+          return await conn.transaction().execute(body);
+        } finally {
+          await sql.raw(`pragma synchronous = ${sqliteSynchronous}`).execute(conn);
+        }
       });
     },
     async migrate(): Promise<string[]> {

@@ -2,12 +2,24 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_segments.js';
 import * as m0003 from './0003_stages.js';
+import * as m0004 from './0004_decisions.js';
+import * as m0005 from './0005_sweep.js';
+import * as m0006 from './0006_dedupe_on_events.js';
+import * as m0008 from './0008_journeys.js';
+import * as m0007 from './0007_delivery.js';
+import * as m0009 from './0009_channels.js';
 
 /** Numbered migrations, applied in order; never edit one that has shipped — add the next number. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_segments': m0002,
   '0003_stages': m0003,
+  '0004_decisions': m0004,
+  '0005_sweep': m0005,
+  '0006_dedupe_on_events': m0006,
+  '0008_journeys': m0008,
+  '0007_delivery': m0007,
+  '0009_channels': m0009,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -10,16 +10,69 @@ export interface SqliteOptions {
   synchronous: 'FULL' | 'NORMAL';
 }
 
+/** How long a writer waits for SQLite's write lock before giving up (the old busy_timeout). */
+const BUSY_WAIT_MS = 10_000;
+
+const isBusy = (e: unknown): boolean => {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT';
+};
+
 /**
  * SQLite through better-sqlite3 in WAL mode. Kysely's driver opens deferred transactions; we open
- * them IMMEDIATE so a second process (a `cairn import` beside a running server) waits on the busy
- * timeout instead of failing with SQLITE_BUSY on the read-to-write upgrade.
+ * them IMMEDIATE so a second writer waits for the write lock up front instead of failing with
+ * SQLITE_BUSY on the read-to-write upgrade.
+ *
+ * The wait does not block the thread: busy_timeout is 0 and a busy `begin immediate` (or a write
+ * outside a transaction) is retried on a timer, with backoff up to 10 s. A process has two writers
+ * on one file when ingest runs in its writer thread (src/ingest/writer.ts), and another process
+ * (`cairn import` beside a server) can hold the lock too; with SQLite's own busy handler the
+ * waiting thread would sleep and stop serving requests meanwhile.
  */
 class ImmediateSqliteDialect extends SqliteDialect {
   override createDriver(): Driver {
     const driver = super.createDriver();
+    const inTransaction = new WeakSet<DatabaseConnection>();
+    const retrying = async <T>(run: () => Promise<T>): Promise<T> => {
+      const start = Date.now();
+      for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+        try {
+          return await run();
+        } catch (e) {
+          if (!isBusy(e) || Date.now() - start > BUSY_WAIT_MS) throw e;
+          await new Promise((r) => setTimeout(r, delay));
+        }
+      }
+    };
+    const acquire = driver.acquireConnection.bind(driver);
+    driver.acquireConnection = async () => {
+      const conn = await acquire();
+      const execute = conn.executeQuery.bind(conn);
+      if (!(conn as { cairnWrapped?: boolean }).cairnWrapped) {
+        (conn as { cairnWrapped?: boolean }).cairnWrapped = true;
+        conn.executeQuery = ((q: CompiledQuery) => (inTransaction.has(conn) ? execute(q) : retrying(() => execute(q)))) as typeof conn.executeQuery;
+      }
+      return conn;
+    };
     driver.beginTransaction = async (connection: DatabaseConnection) => {
       await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+      inTransaction.add(connection);
+    };
+    const commit = driver.commitTransaction.bind(driver);
+    driver.commitTransaction = async (connection: DatabaseConnection) => {
+      try {
+        await commit(connection);
+      } finally {
+        inTransaction.delete(connection);
+      }
+    };
+    const rollback = driver.rollbackTransaction.bind(driver);
+    driver.rollbackTransaction = async (connection: DatabaseConnection) => {
+      try {
+        await rollback(connection);
+      } finally {
+        inTransaction.delete(connection);
+      }
     };
     return driver;
   }
@@ -53,7 +106,8 @@ export function createSqliteDialect(opts: SqliteOptions): { dialect: SqliteDiale
   const db = new Database(opts.path);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${opts.synchronous}`);
-  db.pragma('busy_timeout = 10000');
+  // Lock waits are retried without blocking the thread (ImmediateSqliteDialect).
+  db.pragma('busy_timeout = 0');
   db.pragma('cache_size = -65536');
   db.pragma('temp_store = MEMORY');
   // Checkpoint the WAL every ~40 MB instead of every ~4 MB: ingest commits write megabytes, and the

@@ -1,0 +1,49 @@
+import type { ProfileRow } from '../profiles/index.js';
+import type { Store, Trx } from '../store/index.js';
+import { ChannelRegistry } from './channels/registry.js';
+import { Dispatcher, type DispatcherDeps, type DispatcherOptions } from './dispatcher.js';
+import { enqueueMessages, type ContentRenderer, type DeliveryWorkspace } from './enqueue.js';
+import type { GateOutcome, MessageRequest } from './types.js';
+
+export type DeliveryServiceDeps = Omit<DispatcherDeps, 'registry'> & { registry?: ChannelRegistry };
+
+/**
+ * Delivery as the runtime wires it: the adapter registry, the dispatcher, and `enqueue`, which is
+ * enqueueMessages with this process's options (the arbitration window, the dispatcher's view of
+ * channels that are down). Callers inside a transaction (journeys) use `enqueue`; tests may call
+ * enqueueMessages directly.
+ */
+export class DeliveryService {
+  readonly registry: ChannelRegistry;
+  readonly dispatcher: Dispatcher;
+
+  constructor(
+    private readonly deps: DeliveryServiceDeps,
+    private readonly options: DispatcherOptions = {},
+  ) {
+    this.registry = deps.registry ?? new ChannelRegistry();
+    this.dispatcher = new Dispatcher({ ...deps, registry: this.registry }, options);
+  }
+
+  get store(): Store {
+    return this.deps.store;
+  }
+
+  /** enqueueMessages with the runtime's arbitration window and down channels. */
+  enqueue(trx: Trx, ws: DeliveryWorkspace, customer: { id: string; row: ProfileRow }, requests: MessageRequest[], now: number, content?: ContentRenderer): Promise<GateOutcome[]> {
+    return enqueueMessages(trx, this.deps.store, ws, customer, requests, now, content, {
+      arbitrationWindowMs: this.dispatcher.options.arbitrationWindowMs,
+      recheckMs: this.dispatcher.options.recheckMs,
+      isDown: (channel) => this.dispatcher.isDown(ws.id, channel),
+    });
+  }
+
+  start(): void {
+    this.dispatcher.start();
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+    await this.registry.close();
+  }
+}

@@ -1,0 +1,210 @@
+import type { Template } from 'liquidjs';
+import type { ContentBlock } from '../blueprint/index.js';
+import { RENDER_STATE, customerLocale, customerZone, parseTemplate, referencesOf, renderParsed, type RenderState, type TemplateReference } from './engine.js';
+
+/** What a template can read. */
+export interface TemplateVars {
+  profile: { id: string; traits: Record<string, unknown>; computed?: Record<string, unknown>; segments?: string[]; stage?: string | null };
+  offer?: { name: string; title?: string; [k: string]: unknown };
+  context?: Record<string, unknown>;
+  event?: Record<string, unknown>;
+  /**
+   * The item an offer with `item_key` promotes (a product from the decide request, a recommended
+   * listing), as `{{ item.name }}`; absent otherwise.
+   */
+  item?: Record<string, unknown>;
+  /** The workspace time zone; `profile.traits.timezone` wins when it is a valid IANA zone. */
+  timezone: string;
+  /** The workspace locale; `profile.traits.locale` wins when it is a valid BCP 47 tag. */
+  locale: string;
+  /**
+   * The instant `"now"` means in templates (epoch ms). Pass the decision's clock time so renders
+   * are deterministic and testable; defaults to Date.now() at render.
+   */
+  now?: number;
+}
+
+/** Rendered content, e.g. `{ headline: '…', body: '…', cta: { label, url } }`: only the keys the content has. */
+export type RenderedContent = Record<string, unknown>;
+
+export interface CompiledContent {
+  /** The content block's key (channel or placement name). */
+  readonly key: string;
+  render(vars: TemplateVars, segments: ReadonlySet<string>): RenderedContent;
+}
+
+/** One compiled string: a constant when it holds no Liquid markup, else parsed templates. */
+type Compiled = { kind: 'static'; text: string } | { kind: 'liquid'; tpl: Template[]; source: string; where: string };
+
+/** A content block's fields (or a variant merged over them), compiled. */
+interface CompiledFields {
+  fields: [name: string, Compiled][];
+  cta: { label: Compiled; url: Compiled } | undefined;
+}
+
+interface CompiledVariant extends CompiledFields {
+  segment: string | undefined;
+  /** Lower-cased locale tag with `-` separators (en, en-gb). */
+  locale: string | undefined;
+}
+
+const FIELDS = ['subject', 'preheader', 'headline', 'body', 'image', 'image_alt'] as const;
+
+/** Whether a string holds Liquid markup; strings without it are returned as they are. */
+export function hasLiquid(source: string): boolean {
+  return source.includes('{{') || source.includes('{%');
+}
+
+function compileString(source: string, where: string): Compiled {
+  if (!hasLiquid(source)) return { kind: 'static', text: source };
+  return { kind: 'liquid', tpl: parseTemplate(source, where), source, where };
+}
+
+function run(c: Compiled, scope: object): string {
+  return c.kind === 'static' ? c.text : renderParsed(c.tpl, scope, c.where, c.source);
+}
+
+type Fields = Pick<ContentBlock, (typeof FIELDS)[number] | 'cta'>;
+
+function compileFields(b: Fields, at: string): CompiledFields {
+  const fields: [string, Compiled][] = [];
+  for (const f of FIELDS) {
+    const s = b[f];
+    if (s !== undefined) fields.push([f, compileString(s, `${at}.${f}`)]);
+  }
+  const cta = b.cta ? { label: compileString(b.cta.label, `${at}.cta.label`), url: compileString(b.cta.url, `${at}.cta.url`) } : undefined;
+  return { fields, cta };
+}
+
+/** The variant's fields over the block's: a key the variant leaves out comes from the block. */
+function mergeFields(base: CompiledFields, own: CompiledFields): CompiledFields {
+  const names = new Set(own.fields.map(([n]) => n));
+  const fields = [...base.fields.filter(([n]) => !names.has(n)), ...own.fields];
+  fields.sort((a, b) => FIELDS.indexOf(a[0] as (typeof FIELDS)[number]) - FIELDS.indexOf(b[0] as (typeof FIELDS)[number]));
+  return { fields, cta: own.cta ?? base.cta };
+}
+
+const normalizeLocale = (tag: string): string => tag.replace(/_/g, '-').toLowerCase();
+
+/** Exact match, or the variant names the language (or a prefix of subtags): `en` fits `en-GB`. */
+function localeFits(variant: string, customer: string): boolean {
+  return customer === variant || (customer.startsWith(variant) && customer.charCodeAt(variant.length) === 45 /* - */);
+}
+
+/** The variables as a template sees them. */
+export interface TemplateScope {
+  profile: TemplateVars['profile'];
+  offer: TemplateVars['offer'];
+  context: TemplateVars['context'];
+  event: TemplateVars['event'];
+  item: TemplateVars['item'];
+  /** The customer's zone. */
+  timezone: string;
+  /** The customer's locale. */
+  locale: string;
+  [RENDER_STATE]: RenderState;
+}
+
+/**
+ * The scope a template sees: the variables, with `timezone` and `locale` resolved to the
+ * customer's, plus the render state for Cairn's filters under a symbol (invisible to templates).
+ */
+export function renderScope(vars: TemplateVars): TemplateScope {
+  const traits = vars.profile.traits;
+  const zone = customerZone(traits.timezone, vars.timezone);
+  const locale = customerLocale(traits.locale, vars.locale);
+  const state: RenderState = { zone, locale, now: vars.now ?? Date.now() };
+  return { profile: vars.profile, offer: vars.offer, context: vars.context, event: vars.event, item: vars.item, timezone: zone, locale, [RENDER_STATE]: state };
+}
+
+class CompiledBlock implements CompiledContent {
+  constructor(
+    readonly key: string,
+    private readonly base: CompiledFields,
+    private readonly variants: CompiledVariant[],
+  ) {}
+
+  /** The first variant that fits the customer (segment membership and locale), else the block. */
+  select(segments: ReadonlySet<string>, locale: string): CompiledFields {
+    if (this.variants.length === 0) return this.base;
+    let customer: string | undefined;
+    for (const v of this.variants) {
+      if (v.segment !== undefined && !segments.has(v.segment)) continue;
+      if (v.locale !== undefined && !localeFits(v.locale, (customer ??= normalizeLocale(locale)))) continue;
+      return v;
+    }
+    return this.base;
+  }
+
+  render(vars: TemplateVars, segments: ReadonlySet<string>): RenderedContent {
+    const scope = renderScope(vars);
+    const chosen = this.select(segments, scope.locale);
+    const out: RenderedContent = {};
+    for (const [name, c] of chosen.fields) out[name] = run(c, scope);
+    if (chosen.cta) out.cta = { label: run(chosen.cta.label, scope), url: run(chosen.cta.url, scope) };
+    return out;
+  }
+}
+
+const cache = new WeakMap<ContentBlock, Map<string, CompiledContent>>();
+
+/**
+ * Compiles every template of a content block once: each string is parsed at compile time (or kept
+ * as a constant when it has no Liquid markup) and every variant is pre-merged over the block, so
+ * a render is a variant pick plus synchronous renders. Results are cached by the block object.
+ * Throws TemplateError (CAIRN_ERR_TEMPLATE_SYNTAX) naming `where` and the field, e.g.
+ * `offers[0].content.web.variants[1].headline`.
+ *
+ * @example
+ * const web = compileContentBlock('web', offer.content.web, 'offers[0].content.web');
+ * web.render({ profile, offer, timezone: 'Europe/Lisbon', locale: 'en', now }, new Set(['vip']));
+ * // → { headline: 'Hi Ana', cta: { label: 'Renew', url: 'https://…' } }
+ */
+export function compileContentBlock(key: string, block: ContentBlock, where?: string): CompiledContent {
+  const at = where ?? key;
+  let byKey = cache.get(block);
+  const id = `${key}\u0000${at}`;
+  const hit = byKey?.get(id);
+  if (hit) return hit;
+  const base = compileFields(block, at);
+  const variants = (block.variants ?? []).map((v, i): CompiledVariant => ({
+    segment: v.segment,
+    locale: v.locale === undefined ? undefined : normalizeLocale(v.locale),
+    ...mergeFields(base, compileFields(v, `${at}.variants[${i}]`)),
+  }));
+  const compiled = new CompiledBlock(key, base, variants);
+  if (!byKey) cache.set(block, (byKey = new Map()));
+  byKey.set(id, compiled);
+  return compiled;
+}
+
+/** Parse-once cache for renderTemplate, bounded: the CLI and tests render few distinct sources. */
+const oneOff = new Map<string, Compiled>();
+
+/**
+ * Renders one template string (CLI preview, tests). Parsed templates are cached by source.
+ * Throws TemplateError.
+ *
+ * @example renderTemplate('Hi {{ profile.traits.first_name | default: "there" }}', vars) // 'Hi there'
+ */
+export function renderTemplate(source: string, vars: TemplateVars): string {
+  let c = oneOff.get(source);
+  if (c === undefined) {
+    c = compileString(source, 'template');
+    if (oneOff.size >= 256) oneOff.clear();
+    oneOff.set(source, c);
+  }
+  return run(c, renderScope(vars));
+}
+
+/** The top-level variables a template can read (TemplateScope's keys). */
+export const TEMPLATE_ROOTS: readonly string[] = Object.freeze(['profile', 'offer', 'item', 'context', 'event', 'timezone', 'locale']);
+
+/**
+ * Parses a template without rendering it and lists the scope variables it reads (blueprint
+ * validation). Throws TemplateError with the position inside `source`.
+ */
+export function analyzeTemplate(source: string, where = 'template'): TemplateReference[] {
+  const c = compileString(source, where);
+  return c.kind === 'static' ? [] : referencesOf(c.tpl, source);
+}
