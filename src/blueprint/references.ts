@@ -1,4 +1,5 @@
-import { assertUnreachable, closest, parseDuration } from '../core/index.js';
+import { assertUnreachable, closest, parseCron, parseDuration } from '../core/index.js';
+import { isValidTimeZone } from '../conditions/index.js';
 import { PRESET_NAMES, PRESET_RULES } from './presets.js';
 import type { BlueprintIssue, BlueprintLocator } from './load.js';
 import type { Blueprint, Content, ContentBlock, Journey, JourneyStep, MappingRule, PolicyScope, Source } from './schema.js';
@@ -201,6 +202,9 @@ function missingContent(kind: string, block: ContentBlock): string | undefined {
 export function checkReferences(bp: Blueprint, loc: BlueprintLocator): ReferenceReport {
   const c = new Checker(loc);
   checkFoundation(bp, c);
+  if (bp.workspace.timezone !== undefined && !isValidTimeZone(bp.workspace.timezone)) {
+    c.error(['workspace', 'timezone'], `"${bp.workspace.timezone}" is not an IANA time zone (e.g. Europe/Lisbon)`);
+  }
 
   const names = <T extends { name: string }>(list: readonly T[] | undefined): string[] => (list ?? []).map((x) => x.name);
   const channels = new Declared('channel', 'channels', names(bp.channels));
@@ -609,6 +613,14 @@ function checkJourney(j: Journey, at: Path, bp: Blueprint, c: Checker, x: Journe
       break;
     case 'schedule':
       if (entry.segment !== undefined) c.ref(entry.segment, x.segments, [...at, 'entry', 'segment']);
+      try {
+        parseCron(entry.cron);
+      } catch (e) {
+        c.error([...at, 'entry', 'cron'], e instanceof Error ? e.message : String(e));
+      }
+      if (entry.timezone !== undefined && entry.timezone !== 'customer' && !isValidTimeZone(entry.timezone)) {
+        c.error([...at, 'entry', 'timezone'], `"${entry.timezone}" is not an IANA time zone (e.g. Europe/Lisbon) or "customer"`);
+      }
       break;
     case 'api':
       break;

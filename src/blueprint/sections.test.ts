@@ -62,6 +62,25 @@ interface Case {
 const journey = (...steps: string[]): string[] => ['journeys:', '  - name: welcome_flow', '    entry: { type: api }', '    steps:', ...steps];
 
 const CASES: Case[] = [
+  // Schedules: the cron expression and zone are checked at load, not when the journey first runs.
+  {
+    name: 'a cron expression with a bad field',
+    source: world('journeys:', '  - name: weekly', "    entry: { type: schedule, cron: '0 25 * * mon' }", '    steps:', '      - id: done', '        type: exit'),
+    code: 'CAIRN_ERR_BLUEPRINT_REFERENCE',
+    line: 23,
+    column: 36,
+    token: "'0 25 * * mon'",
+    mentions: ['25'],
+  },
+  {
+    name: 'a schedule time zone that is not an IANA zone',
+    source: world('journeys:', '  - name: weekly', "    entry: { type: schedule, cron: '0 9 * * mon', timezone: Europe/Lisbn }", '    steps:', '      - id: done', '        type: exit'),
+    code: 'CAIRN_ERR_BLUEPRINT_REFERENCE',
+    line: 23,
+    column: 61,
+    token: 'Europe/Lisbn',
+    mentions: ['Europe/Lisbn'],
+  },
   // Journeys: steps are a union told apart by type.
   {
     name: 'a bad step type suggests the closest',

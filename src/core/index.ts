@@ -4,3 +4,4 @@ export * from './ids.js';
 export * from './json.js';
 export * from './config.js';
 export * from './events.js';
+export * from './cron.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isCairnError } from '../core/index.js';
-import { fieldsAt, parseCron } from './cron.js';
+import { fieldsAt, parseCron } from '../core/index.js';
 import { nextLocalTime, wallToUtc } from './time.js';
 import { zoneOffset } from '../conditions/index.js';
 

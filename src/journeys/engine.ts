@@ -5,7 +5,7 @@ import type { Blueprint, WorkspaceModel } from '../blueprint/index.js';
 import { zoneOffset, customerZone } from '../conditions/index.js';
 import { profileLockKey, type CommittedUnit } from '../profiles/index.js';
 import { resolveJourneys, type ResolvedJourney, type ResolvedJourneys } from './model.js';
-import { fieldsAt } from './cron.js';
+import { fieldsAt } from '../core/index.js';
 import { JourneyUnit, instanceOf, posOf, type EnqueueMessages, type EntryResult, type Instance, type TriggerEvent, type UnitHooks } from './unit.js';
 
 /**

@@ -1,7 +1,7 @@
 import { parseDuration } from '../core/index.js';
 import type { CompiledCondition } from '../conditions/index.js';
 import type { Blueprint, Journey, JourneyStep, WorkspaceModel } from '../blueprint/index.js';
-import { parseCron, type Cron } from './cron.js';
+import { parseCron, type Cron } from '../core/index.js';
 
 /**
  * A journey ready to run: steps by id with their successor resolved, durations in ms, conditions

@@ -45,7 +45,9 @@ export interface TestApp {
 /** A runtime on a fresh database of the given engine, with one workspace and a write and a secret key. */
 export async function startTestApp(engine: EngineFactory, opts: { blueprint?: string; clock?: Clock; env?: Record<string, string> } = {}): Promise<TestApp> {
   const fresh = await engine.freshUrl();
-  const config = loadConfig({ CAIRN_DATABASE_URL: fresh.url, CAIRN_LOG_LEVEL: 'silent', CAIRN_SQLITE_SYNCHRONOUS: 'NORMAL', CAIRN_DEMO: 'false', ...opts.env });
+  // The segment sweep's timer is off (it runs in real time; tests move a VirtualClock): call
+  // rt.sweeper.runOnce() where a test wants a sweep.
+  const config = loadConfig({ CAIRN_DATABASE_URL: fresh.url, CAIRN_LOG_LEVEL: 'silent', CAIRN_SQLITE_SYNCHRONOUS: 'NORMAL', CAIRN_DEMO: 'false', CAIRN_SWEEP_INTERVAL: '0', ...opts.env });
   const clock = opts.clock ?? new VirtualClock('2026-11-23T10:00:00.000Z');
   const rt = await createRuntime(config, { clock, log: pino({ level: 'silent' }) });
   const workspaceId = 'ws_test';

@@ -1,4 +1,4 @@
-import { CairnError } from '../core/index.js';
+import { CairnError } from './errors.js';
 
 /**
  * Five-field cron expressions (minute hour day-of-month month day-of-week), the subset every cron
