@@ -70,11 +70,13 @@ describe.each(ENGINES)('kill -9 during sustained ingest ($name)', (engine) => {
       const started = Date.now();
 
       // SQLite: the product default (`npm start`): demo workspace, keys in demo-credentials.json,
-      // CAIRN_SQLITE_SYNCHRONOUS left at its default (FULL). PostgreSQL: workspace and keys via the CLI.
+      // CAIRN_SQLITE_SYNCHRONOUS left at its default (FULL), group commits in the writer thread (the
+      // default on 4+ cores; forced here so a kill can land between its commit and the reply).
+      // PostgreSQL: workspace and keys via the CLI.
       let writeKey: string;
       let secretKey: string;
       if (engine.name === 'sqlite') {
-        server = await CairnServer.start({ databaseUrl: fresh.url, env: { CAIRN_DEMO: 'true', CAIRN_DEMO_CUSTOMERS: '0' } });
+        server = await CairnServer.start({ databaseUrl: fresh.url, env: { CAIRN_DEMO: 'true', CAIRN_DEMO_CUSTOMERS: '0', CAIRN_INGEST_WRITER: 'thread' } });
         const creds = JSON.parse(readFileSync(join(dirname(fresh.url), 'demo-credentials.json'), 'utf8')) as { workspace: string; writeKey: string; secretKey: string };
         expect(creds.workspace).toBe(WORKSPACE);
         writeKey = creds.writeKey;

@@ -21,17 +21,7 @@ export function registerExplain(program: Command, withRuntime: WithRuntime): voi
     .option('--json', 'print the whole decision with its explanation as JSON')
     .action(async (customer: string, opts: { workspace: string; placement?: string; channel?: string; context?: string; json?: boolean }) =>
       withRuntime(async (rt) => {
-        let context: Record<string, unknown> | undefined;
-        if (opts.context !== undefined) {
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(opts.context);
-          } catch (e) {
-            throw new CairnError('CAIRN_ERR_VALIDATION', { path: '--context', reason: `not JSON: ${(e as Error).message}` });
-          }
-          if (!isObject(parsed)) throw new CairnError('CAIRN_ERR_VALIDATION', { path: '--context', reason: 'expected a JSON object' });
-          context = parsed;
-        }
+        const context = opts.context === undefined ? undefined : parseContext(opts.context);
         const ws = await rt.workspaces.get(opts.workspace);
         const service = new DecisionService(rt.store, rt.clock, rt.log);
         // CUSTOMER is kind:value, or a profile id; anything else is tried as a userId.
@@ -42,6 +32,18 @@ export function registerExplain(program: Command, withRuntime: WithRuntime): voi
         else console.log(formatExplanation(customer, r));
       }),
     );
+}
+
+/** `--context JSON`: a JSON object, else CAIRN_ERR_VALIDATION naming the flag. */
+export function parseContext(text: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new CairnError('CAIRN_ERR_VALIDATION', { path: '--context', reason: `not JSON: ${(e as Error).message}` });
+  }
+  if (!isObject(parsed)) throw new CairnError('CAIRN_ERR_VALIDATION', { path: '--context', reason: 'expected a JSON object' });
+  return parsed;
 }
 
 /** The readable table: one line per candidate, with the deciding step and what it saw. */

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { CairnError, loadConfig, systemClock, type Config } from '../core/index.js';
@@ -5,11 +6,14 @@ import { createRuntime, type Runtime } from '../runtime.js';
 import { createKey, listKeys, revokeKey, listWorkspaces, upsertWorkspace, SCOPES, type Scope } from '../governance/index.js';
 import { findCustomerId, getProfile, getTimeline, parseIdentity, recomputeComputedTraits, recomputeSegments, reevaluateProfiles } from '../profiles/index.js';
 import { loadBlueprintFile } from '../blueprint/index.js';
+import { hmacSign, verifyChannels } from '../delivery/index.js';
+import { journeyWebhookSecret } from '../journeys/index.js';
 import { serve } from './serve.js';
 import { registerImport } from './import.js';
 import { registerExplain } from './explain.js';
 import { registerSchemaCommand } from './docs-gen.js';
 import { registerLint } from './lint.js';
+import { registerPreview } from './preview.js';
 
 /**
  * `cairn` — thin commands over the domains: parse arguments, call, print. Errors print their code
@@ -72,13 +76,35 @@ export async function main(argv: string[]): Promise<void> {
   const workspace = program.command('workspace').description('Create and list workspaces');
   workspace
     .command('apply <blueprint>')
-    .description('Create a workspace from a blueprint, or update its blueprint')
+    .description('Create a workspace from a blueprint, or update its blueprint (refused when a channel provider is unknown or its settings do not verify)')
     .addOption(ws)
-    .action(async (file: string, opts: { workspace: string }) =>
+    .option('--skip-channel-check', 'apply even when channel providers do not verify (e.g. ${env:NAME} secrets set only where the server runs)')
+    .action(async (file: string, opts: { workspace: string; skipChannelCheck?: boolean }) =>
       withRuntime(async (rt) => {
-        const { source } = loadBlueprintFile(file);
+        const { source, blueprint } = loadBlueprintFile(file);
+        if (!opts.skipChannelCheck) {
+          // Nothing is signed while verifying; a throwaway key keeps the context complete without touching link_secrets.
+          const key = randomBytes(32);
+          const problems = await verifyChannels(rt.delivery.registry, blueprint, { publicUrl: rt.config.publicUrl, sign: (p) => hmacSign(key, p), now: () => systemClock.now() });
+          if (problems.length > 0) {
+            for (const p of problems) console.error(`${file}: ${p.error.code}: ${p.error.message}`);
+            console.error(`  ${problems[0]?.error.hint ?? ''}\nWorkspace ${opts.workspace} was not changed (--skip-channel-check applies it anyway).`);
+            process.exitCode = 1;
+            return;
+          }
+        }
         const w = await upsertWorkspace(rt.store.db, systemClock, opts.workspace, source, file);
         console.log(`Workspace ${w.id} (${w.name}) runs ${file}.`);
+      }),
+    );
+  workspace
+    .command('webhook-secret')
+    .description('Print the secret journey webhook calls of a workspace are signed with (Cairn-Signature)')
+    .addOption(ws)
+    .action(async (opts: { workspace: string }) =>
+      withRuntime(async (rt) => {
+        await rt.workspaces.get(opts.workspace);
+        console.log(journeyWebhookSecret(await rt.channels.links.keyFor(opts.workspace)));
       }),
     );
   workspace
@@ -198,6 +224,7 @@ export async function main(argv: string[]): Promise<void> {
   registerExplain(program, withRuntime);
   registerSchemaCommand(program);
   registerLint(program);
+  registerPreview(program, withRuntime);
 
   try {
     await program.parseAsync(argv);

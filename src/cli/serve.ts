@@ -3,6 +3,7 @@ import { ensureDemoWorkspace, DEMO_WORKSPACE } from '../runtime.js';
 import { buildApp } from '../server/index.js';
 import { seedDemo } from '../planning/index.js';
 import { countProfiles } from '../profiles/index.js';
+import { listWorkspaces, type Workspace } from '../governance/index.js';
 
 /**
  * Starts the HTTP server; with the demo enabled, makes sure the demo workspace, its keys and its
@@ -19,6 +20,7 @@ export async function serve(rt: Runtime, out: (line: string) => void = (l) => pr
       rt.log.info(r, 'demo customers generated');
     }
   }
+  await checkChannels(rt);
   const app = await buildApp(rt);
   await app.listen({ host: rt.config.host, port: rt.config.port });
   const addr = app.server.address();
@@ -55,4 +57,28 @@ export async function serve(rt: Runtime, out: (line: string) => void = (l) => pr
     return closing;
   };
   return { close, url };
+}
+
+/**
+ * Verifies every workspace's channel providers at start (rt.delivery.verifyChannels): each channel
+ * whose adapter is missing or whose settings do not verify is logged as a warning and marked down,
+ * so new messages pass it over (CHANNEL_UNAVAILABLE, with fallback to the next channel) instead of
+ * failing one by one at the provider. Returns the problems found.
+ */
+export async function checkChannels(rt: Runtime): Promise<number> {
+  let n = 0;
+  for (const { id } of await listWorkspaces(rt.store.db)) {
+    let ws: Workspace;
+    try {
+      ws = await rt.workspaces.get(id);
+    } catch (err) {
+      rt.log.warn({ err, workspaceId: id }, 'channels not checked: the workspace could not be loaded');
+      continue;
+    }
+    for (const p of await rt.delivery.verifyChannels(ws)) {
+      n++;
+      rt.log.warn({ workspaceId: id, channel: p.channel, provider: p.provider, path: p.path, code: p.error.code, reason: p.reason }, `channel ${p.channel} is unavailable: ${p.error.message}`);
+    }
+  }
+  return n;
 }

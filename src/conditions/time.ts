@@ -12,7 +12,10 @@ const SLICE = 15 * 60_000;
 const MAX_ZONES = 512;
 
 const formatters = new Map<string, Intl.DateTimeFormat | null>();
-const offsets = new Map<string, { slice: number; offset: number }>();
+/** Per zone, offsets by 15-minute slice (every UTC offset transition falls on a slice boundary). */
+const offsets = new Map<string, Map<number, number>>();
+/** Slices kept per zone: caps and calendar windows ask about a handful of period starts at a time. */
+const SLICES_PER_ZONE = 256;
 
 function formatter(zone: string): Intl.DateTimeFormat | null {
   let f = formatters.get(zone);
@@ -50,12 +53,13 @@ let lastOffset = 0;
 export function zoneOffset(zone: string, at: number): number {
   const slice = Math.floor(at / SLICE);
   if (zone === lastZone && slice === lastSlice) return lastOffset;
-  const hit = offsets.get(zone);
-  if (hit !== undefined && hit.slice === slice) {
+  let slices = offsets.get(zone);
+  const hit = slices?.get(slice);
+  if (hit !== undefined) {
     lastZone = zone;
     lastSlice = slice;
-    lastOffset = hit.offset;
-    return hit.offset;
+    lastOffset = hit;
+    return hit;
   }
   const f = formatter(zone);
   let offset = 0;
@@ -65,8 +69,12 @@ export function zoneOffset(zone: string, at: number): number {
     const wall = Date.UTC(parts.year ?? 1970, (parts.month ?? 1) - 1, parts.day ?? 1, parts.hour ?? 0, parts.minute ?? 0, parts.second ?? 0);
     offset = Math.round((wall - (at - (((at % 1000) + 1000) % 1000))) / 60_000) * 60_000;
   }
-  if (offsets.size >= MAX_ZONES && !offsets.has(zone)) offsets.clear();
-  offsets.set(zone, { slice, offset });
+  if (!slices) {
+    if (offsets.size >= MAX_ZONES) offsets.clear();
+    slices = new Map();
+    offsets.set(zone, slices);
+  } else if (slices.size >= SLICES_PER_ZONE) slices.clear();
+  slices.set(slice, offset);
   lastZone = zone;
   lastSlice = slice;
   lastOffset = offset;

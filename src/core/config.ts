@@ -20,8 +20,8 @@ export interface Config {
   readonly ingestMaxBatch: number;
   /**
    * Where group commits run: `thread` (a writer thread with its own SQLite connection, so request
-   * parsing and SQL overlap), `inline` (the request thread), or `auto` (thread for a SQLite file,
-   * inline for PostgreSQL and :memory:).
+   * parsing and SQL overlap), `inline` (the request thread), or `auto` (thread for a SQLite file on a
+   * machine with 4 or more cores; inline otherwise, and always for PostgreSQL and :memory:).
    */
   readonly ingestWriter: 'auto' | 'thread' | 'inline';
   /** SQLite `synchronous` pragma: FULL survives power loss, NORMAL survives process crashes. */
@@ -78,7 +78,7 @@ export const CONFIG_VARIABLES: Record<string, string> = {
   CAIRN_BLUEPRINT: 'blueprint of the demo workspace; default examples/demo/blueprint.yaml',
   CAIRN_DEMO_CUSTOMERS: 'how many demo customers to generate on first start; default 200',
   CAIRN_INGEST_MAX_BATCH: 'most events applied in one group commit; default 5000',
-  CAIRN_INGEST_WRITER: 'where group commits run: auto (default), a writer thread for a SQLite file and inline for PostgreSQL and :memory:; thread; or inline (the request thread)',
+  CAIRN_INGEST_WRITER: 'where group commits run: auto (default), a writer thread for a SQLite file on a machine with 4 or more cores, else inline; thread (a writer thread for a SQLite file); or inline (the request thread)',
   CAIRN_SQLITE_SYNCHRONOUS: 'FULL (default, survives power loss) or NORMAL (survives process crashes)',
   CAIRN_SHUTDOWN_TIMEOUT: 'how long shutdown drains in-flight requests, e.g. 10s (default)',
   CAIRN_PUBLIC_URL: 'public base URL of this Cairn for links in messages and provider callbacks, e.g. https://cx.example.com; default http://127.0.0.1:8080 (built from HOST and PORT)',

@@ -76,6 +76,8 @@ export const ERRORS = {
   CAIRN_ERR_UNKNOWN_PLACEMENT: { status: 400, message: 'Placement "{placement}" is not declared in the blueprint{suggestion}', hint: 'Use a name from the placements section of the blueprint.' },
   CAIRN_ERR_UNKNOWN_CHANNEL: { status: 400, message: 'Channel "{channel}" is not declared in the blueprint{suggestion}', hint: 'Use a name from the channels section of the blueprint.' },
   CAIRN_ERR_DECIDE_TARGET: { status: 400, message: 'A decision needs a placement or a channel', hint: 'Send {"placement": "home_hero"} or {"channel": "email"} with the identity and context.' },
+  CAIRN_ERR_UNKNOWN_OFFER: { status: 404, message: 'Offer "{offer}" is not declared in the blueprint{suggestion}', hint: 'Use a name from the offers section of the blueprint.' },
+  CAIRN_ERR_NO_CONTENT: { status: 400, message: 'Offer "{offer}" has no content for {target}{available}', hint: 'Preview a key of the offer\'s content section, or leave out --placement and --channel to preview every block.' },
   CAIRN_ERR_DECIDE_IDENTITY: { status: 400, message: 'A decision needs an identity: userId, anonymousId or identity (kind:value)', hint: 'Send the same userId or anonymousId the tracking calls use; an unknown one is fine (an empty profile is used).' },
 
   // Delivery (contact policy gate, ledger, dispatcher)
@@ -84,6 +86,7 @@ export const ERRORS = {
 
   // Channels (adapters, callbacks, links, inbox)
   CAIRN_ERR_CHANNEL_SETTING: { status: 400, message: 'Channel provider "{provider}": setting "{setting}" {reason}', hint: 'Set it under channels[].provider.settings in the blueprint (secrets as "${env:NAME}"); see docs/channels.md for each provider\'s settings.' },
+  CAIRN_ERR_CHANNEL_VERIFY: { status: 400, message: '{path} (channel "{channel}", provider "{provider}"): {reason}', hint: 'Fix the provider name or its settings in the blueprint; `${env:NAME}` settings are read from the environment of the process that checks them (`cairn workspace apply`, the server). See docs/channels.md.' },
   CAIRN_ERR_CHANNEL_NO_CALLBACKS: { status: 404, message: 'Channel "{channel}" (provider {provider}) takes no callbacks', hint: 'Only providers that report delivery status or inbound messages have a callback URL; see docs/channels.md.' },
   CAIRN_ERR_CALLBACK_SIGNATURE: { status: 401, message: 'The callback for channel "{channel}" is not signed correctly: {reason}', hint: 'The provider signs callbacks with the secret in the channel settings (auth_token for twilio, secret for http); check it and the public URL (CAIRN_PUBLIC_URL) the provider calls.' },
   CAIRN_ERR_LINK_INVALID: { status: 400, message: 'The link is not valid: {reason}', hint: 'Links in messages are signed; a link that was cut, edited or signed with another secret (CAIRN_LINK_SECRET) is refused.' },

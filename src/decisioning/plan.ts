@@ -1,5 +1,6 @@
 import type { ResolvedOffer, ResolvedPlacement, WorkspaceModel } from '../blueprint/index.js';
-import { compileContentBlock, type CompiledContent } from '../templates/index.js';
+import type { CompiledContent } from '../templates/index.js';
+import { offerBlock } from './content.js';
 
 /**
  * What a decide reads from the blueprint, prepared once per workspace model (a WeakMap entry, so a
@@ -59,9 +60,7 @@ function buildPlan(model: WorkspaceModel): DecisionPlan {
       const id = `${offer.index}\u0000${key}`;
       let c = compiled.get(id);
       if (c === undefined) {
-        const block = offer.content[key];
-        // Templates were checked when the blueprint loaded, so compiling cannot fail here.
-        c = block ? compileContentBlock(key, block, `offers[${offer.index}].content.${key}`) : null;
+        c = offerBlock(offer, key) ?? null;
         compiled.set(id, c);
       }
       return c ?? undefined;

@@ -6,6 +6,7 @@ import { extractIdentities, parseIdentity, type ProfileEvent } from '../profiles
 import type { ResolvedOffer, ResolvedPlacement } from '../blueprint/index.js';
 import type { Workspace } from '../governance/index.js';
 import type { TemplateVars } from '../templates/index.js';
+import { contentVars } from './content.js';
 import { CapCounts, EXPOSURE_EVENTS, profileSince, totalIncrements, totalSeries, type ProfileUse } from './caps.js';
 import { arbitrate, evaluateOffer, NO_PROPENSITY, type CandidateExplanation, type DecideContext, type DecisionOutcome, type Evaluated, type Propensity, type ReasonCode } from './engine.js';
 import { candidatesFor, planOf, type DecisionPlan } from './plan.js';
@@ -143,14 +144,8 @@ export class DecisionService {
 
   private respond(id: string, ws: Workspace, ctx: DecideContext, subject: LoadedSubject, outcome: DecisionOutcome, dryRun: boolean): DecisionResult {
     const plan = planOf(ws.model);
-    const segments = [...subject.input.segments].sort();
-    const vars: TemplateVars = {
-      profile: { id: subject.customerId ?? '', traits: subject.input.traits as Record<string, unknown>, computed: subject.input.computed as Record<string, unknown>, segments, stage: subject.input.stage },
-      context: subject.input.context as Record<string, unknown>,
-      timezone: ws.model.timezone,
-      locale: ws.model.locale,
-      now: ctx.now,
-    };
+    const vars = contentVars(ws.model, subject.customerId, subject.input, ctx.now);
+    const segments = vars.profile.segments ?? [];
     const offers: DecidedOffer[] = outcome.selected.map((s) => ({
       offer: s.offer.name,
       title: s.offer.title,
@@ -242,7 +237,7 @@ export class DecisionService {
               p.ctx.now,
               outcome.outcome,
               JSON.stringify(outcome.selected.map((s) => ({ offer: s.offer.name, rank: s.rank, score: Math.round(s.score * 1e6) / 1e6, ...(s.fallback ? { fallback: true } : {}) }))),
-              JSON.stringify(outcome.reasons),
+              encodeReasons(outcome.reasons),
             ]);
             for (const s of outcome.selected) {
               if (p.subject.customerId !== null && s.offer.caps.some((c) => c.per === 'profile' && c.count === 'decision')) uses.push([wsId, p.subject.customerId, s.offer.name, p.ctx.now, id, p.ctx.slot]);
@@ -412,7 +407,7 @@ async function loadCounts(db: Db | Trx, ws: Workspace, list: readonly Pick<Pendi
   }
 }
 
-function resolvePlacement(plan: DecisionPlan, name: string | undefined): ResolvedPlacement | null {
+export function resolvePlacement(plan: DecisionPlan, name: string | undefined): ResolvedPlacement | null {
   if (name === undefined) return null;
   const p = plan.model.placements.get(name);
   if (!p) {
@@ -423,7 +418,7 @@ function resolvePlacement(plan: DecisionPlan, name: string | undefined): Resolve
   return p;
 }
 
-function resolveChannel(plan: DecisionPlan, name: string | undefined): string | null {
+export function resolveChannel(plan: DecisionPlan, name: string | undefined): string | null {
   if (name === undefined) return null;
   if (!plan.model.channels.has(name)) {
     const names = [...plan.model.channels.keys()];
@@ -468,7 +463,7 @@ export async function listDecisions(db: Db, workspaceId: string, customerId: str
       at: new Date(Number(r.at)).toISOString(),
       outcome: r.outcome,
       offers: JSON.parse(r.offers) as LoggedDecision['offers'],
-      reasons: JSON.parse(r.reasons) as LoggedDecision['reasons'],
+      reasons: decodeReasons(r.reasons),
     })),
     nextCursor: rows.length > opts.limit && last ? Buffer.from(JSON.stringify([Number(last.at), last.id])).toString('base64url') : null,
   };
@@ -486,7 +481,7 @@ export async function getDecision(db: Db, workspaceId: string, id: string): Prom
     at: new Date(Number(r.at)).toISOString(),
     outcome: r.outcome,
     offers: JSON.parse(r.offers) as LoggedDecision['offers'],
-    reasons: JSON.parse(r.reasons) as LoggedDecision['reasons'],
+    reasons: decodeReasons(r.reasons),
   };
 }
 
@@ -498,4 +493,25 @@ function decodeCursor(cursor: string): [number, string] {
     // fall through
   }
   throw new CairnError('CAIRN_ERR_BAD_CURSOR', { cursor });
+}
+
+/**
+ * The log stores reasons grouped by code ({"NOT_ELIGIBLE":["a","b"],…}): most candidates share one
+ * or two codes, and the grouped text is about half the size, which is half the log bytes every
+ * decision commit writes. Rows written as a flat {offer: code} map read back unchanged.
+ */
+function encodeReasons(reasons: Readonly<Record<string, ReasonCode>>): string {
+  const byCode: Record<string, string[]> = {};
+  for (const [offer, code] of Object.entries(reasons)) (byCode[code] ??= []).push(offer);
+  return JSON.stringify(byCode);
+}
+
+function decodeReasons(text: string): Record<string, ReasonCode> {
+  const v = JSON.parse(text) as Record<string, ReasonCode | string[]>;
+  const out: Record<string, ReasonCode> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (Array.isArray(x)) for (const offer of x) out[offer] = k as ReasonCode;
+    else out[k] = x;
+  }
+  return out;
 }

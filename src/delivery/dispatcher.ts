@@ -93,6 +93,10 @@ const DEFAULTS = { intervalMs: SECOND, batchSize: 100, maxAttempts: 5, backoffMs
 
 type Row = MessagesTable;
 
+function fingerprint(channel: { provider: string; settings: unknown }): string {
+  return JSON.stringify([channel.provider, channel.settings]);
+}
+
 function requestOf(r: Row): MessageRequest {
   return {
     key: r.key,
@@ -119,6 +123,8 @@ export class Dispatcher {
   #chain: Promise<unknown> = Promise.resolve();
   /** `workspace\0channel` → retryable failures in a row. */
   readonly #failuresInARow = new Map<string, number>();
+  /** `workspace\0channel` → a channel whose adapter is missing or whose settings did not verify. */
+  readonly #unavailable = new Map<string, { fingerprint: string; reason: string }>();
 
   constructor(deps: DispatcherDeps, options: DispatcherOptions = {}) {
     this.#deps = deps;
@@ -129,9 +135,36 @@ export class Dispatcher {
     return this.#opts;
   }
 
-  /** Whether a channel's provider failed `downAfter` times in a row (cleared by the next success). */
-  isDown(workspaceId: string, channel: string): boolean {
-    return (this.#failuresInARow.get(`${workspaceId}\u0000${channel}`) ?? 0) >= this.#opts.downAfter;
+  /**
+   * Whether a channel's provider is down: it failed `downAfter` times in a row (cleared by the next
+   * success), or it was marked unavailable (its adapter is missing or its settings did not verify)
+   * and `current` — the channel as the blueprint has it now — still has that provider and settings.
+   */
+  isDown(workspaceId: string, channel: string, current?: { provider: string; settings: unknown }): boolean {
+    const key = `${workspaceId}\u0000${channel}`;
+    if ((this.#failuresInARow.get(key) ?? 0) >= this.#opts.downAfter) return true;
+    const mark = this.#unavailable.get(key);
+    if (mark === undefined) return false;
+    if (current !== undefined && fingerprint(current) !== mark.fingerprint) {
+      // The blueprint changed the channel since it was checked: no longer known to be broken.
+      this.#unavailable.delete(key);
+      return false;
+    }
+    return true;
+  }
+
+  /** Marks a channel down until it verifies again or the blueprint changes its provider or settings (see verifyChannels). */
+  markUnavailable(workspaceId: string, channel: { name: string; provider: string; settings: unknown }, reason: string): void {
+    this.#unavailable.set(`${workspaceId}\u0000${channel.name}`, { fingerprint: fingerprint(channel), reason });
+  }
+
+  markAvailable(workspaceId: string, channel: string): void {
+    this.#unavailable.delete(`${workspaceId}\u0000${channel}`);
+  }
+
+  /** Why a channel is marked unavailable, if it is. */
+  unavailableReason(workspaceId: string, channel: string): string | undefined {
+    return this.#unavailable.get(`${workspaceId}\u0000${channel}`)?.reason;
   }
 
   /** Starts polling; the first run is immediate (messages that fell due while stopped go at once). No-op with intervalMs 0. */
@@ -237,7 +270,7 @@ export class Dispatcher {
         const requests = list.map(requestOf);
         const state = await loadCustomerState(trx, wsId, ws.model, policy, row, requests, now);
         const ledger = await loadLedgerView(trx, wsId, customerId, policy, now);
-        const { outcomes, displaced } = evaluateGate(policy, state, ledger, requests, now, { isDown: (ch) => this.isDown(wsId, ch), recheckMs: this.#opts.recheckMs });
+        const { outcomes, displaced } = evaluateGate(policy, state, ledger, requests, now, { isDown: (ch) => this.isDown(wsId, ch, policy.channels.get(ch)), recheckMs: this.#opts.recheckMs });
         for (let i = 0; i < list.length; i++) {
           const r = list[i] as Row;
           let o = outcomes[i] as GateOutcome;

@@ -3,7 +3,7 @@ import type { Blueprint, ChannelType, WorkspaceModel } from '../blueprint/index.
 import { traitValues, type ProfileRow } from '../profiles/index.js';
 import type { Insertable } from 'kysely';
 import type { MessagesTable, Store, Trx } from '../store/index.js';
-import { compileContentBlock, type TemplateVars } from '../templates/index.js';
+import { channelContentKey, contentVars, offerBlock, type ContentInput } from '../decisioning/index.js';
 import { evaluateGate, type GateOptions } from './gate.js';
 import { addressOf, loadCustomerState, loadLedgerView, storedOutcome } from './ledger.js';
 import { deliveryPolicy } from './policy.js';
@@ -29,20 +29,21 @@ export interface DeliveryWorkspace {
 
 /**
  * The default renderer: the offer's content block for the channel name (else for the channel
- * type), rendered with the profile; a request without an offer gets empty content, so callers
- * that send inline messages pass their own renderer.
+ * type), rendered the way decide renders (contentVars: traits, computed values, segments — so
+ * variants by segment apply — and stage, from `input`, the gate's view of the customer; without
+ * it, the profile's traits alone). A request without an offer gets empty content, so callers that
+ * send inline messages pass their own renderer.
  */
-export function offerContent(ws: DeliveryWorkspace, row: ProfileRow, now: number): ContentRenderer {
+export function offerContent(ws: DeliveryWorkspace, row: ProfileRow, now: number, input?: ContentInput): ContentRenderer {
+  const customer: ContentInput = input ?? { traits: traitValues(row.traits), computed: {}, segments: new Set(), stage: null, context: {} };
   return (req, channel) => {
     if (req.offer === undefined) return {};
     const offer = ws.model.offers.find((o) => o.name === req.offer);
     if (!offer) return {};
-    const type = ws.model.channels.get(channel);
-    const key = offer.content[channel] ? channel : type !== undefined && offer.content[type] ? type : undefined;
-    if (key === undefined) return {};
-    const block = compileContentBlock(key, offer.content[key] as NonNullable<(typeof offer.content)[string]>, `offers[${offer.index}].content.${key}`);
-    const vars: TemplateVars = { profile: { id: row.id, traits: traitValues(row.traits) as Record<string, unknown> }, offer: { name: offer.name, title: offer.title }, timezone: ws.model.timezone, locale: ws.model.locale, now };
-    return block.render(vars, new Set());
+    const key = channelContentKey(ws.model, offer, channel);
+    const block = key === undefined ? undefined : offerBlock(offer, key);
+    if (block === undefined) return {};
+    return block.render(contentVars(ws.model, row.id, customer, now, offer), customer.segments);
   };
 }
 
@@ -127,7 +128,7 @@ export async function enqueueMessages(
     const state = await loadCustomerState(trx, ws.id, ws.model, policy, customer.row, fresh, now);
     const ledger = await loadLedgerView(trx, ws.id, customer.id, policy, now);
     const { outcomes, displaced } = evaluateGate(policy, state, ledger, fresh, now, options);
-    const render = content ?? offerContent(ws, customer.row, now);
+    const render = content ?? offerContent(ws, customer.row, now, state.input);
     const window = Math.max(0, options.arbitrationWindowMs ?? 0);
     const rows: Insertable<MessagesTable>[] = [];
     fresh.forEach((req, j) => {

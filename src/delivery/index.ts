@@ -11,5 +11,8 @@ export { deliveryPolicy, currentPhase, type DeliveryPolicy, type ResolvedCap, ty
 export { listMessages, getMessageByKey, recordDeliveryEvents, addressOf, MESSAGE_STATUSES, COUNTED_STATUSES, type MessageStatus, type MessageLogEntry } from './ledger.js';
 export { Dispatcher, type DispatcherDeps, type DispatcherOptions, type DeliveryEventMap, type DispatcherLogger } from './dispatcher.js';
 export { ChannelRegistry } from './channels/registry.js';
+// The channel adapters, their shared services (links, inbox hub, outbound policy) and helpers.
+export * from './channels/index.js';
 export { createTestAdapter, type TestAdapter } from './channels/test/test-adapter.js';
 export { DeliveryService, type DeliveryServiceDeps } from './service.js';
+export { verifyChannels, type ChannelProblem, type VerifyContext } from './verify.js';

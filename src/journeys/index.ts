@@ -4,3 +4,4 @@ export { parseCron, fieldsAt, type Cron, type CronFields } from '../core/index.j
 export { nextLocalTime, wallToUtc } from './time.js';
 export { splitHash, posOf, type EnqueueMessages, type EntryResult, type EntryRefusal, type Instance, type TriggerEvent } from './unit.js';
 export { listCustomerJourneys, type JourneyInstanceView } from './repository.js';
+export { JourneyWebhookSender, journeyWebhookSecret, type JourneyWebhookDeps, type JourneyWebhookOptions, type JourneyWebhookEvents } from './webhooks.js';

@@ -3,9 +3,10 @@ import { assertUnreachable, uuidv7 } from '../core/index.js';
 import { chunkRows, insertRows, type Store, type Trx } from '../store/index.js';
 import type { Blueprint, WorkspaceModel } from '../blueprint/index.js';
 import { customerZone, type ConditionEvent, type EvalInput } from '../conditions/index.js';
-import { compileContentBlock, type TemplateVars } from '../templates/index.js';
+import { compileContentBlock, renderTemplate, type TemplateVars } from '../templates/index.js';
+import { contentVars } from '../decisioning/index.js';
 import { applyProfileEvents, applyTrait, buildEvalInput, traitValues, currentConsent, loadProfiles, primaryLifecycle, type ConsentEntry, type ConsentState, type ProfileEvent, type ProfileRow } from '../profiles/index.js';
-import type { GateOutcome, MessageRequest } from '../delivery/types.js';
+import type { GateOutcome, MessageRequest } from '../delivery/index.js';
 import type { ResolvedJourney, ResolvedJourneys, ResolvedStep } from './model.js';
 import { nextLocalTime } from './time.js';
 
@@ -607,13 +608,33 @@ export class JourneyUnit {
         return;
       }
       case 'webhook': {
-        const body = step.body ?? JSON.stringify({ profileId: inst.customerId, journey: j.name, instanceId: inst.id, step: s.id, key });
+        // Rendered now, like an inline message: the profile as this step sees it (trait writes of
+        // earlier steps included) and the entry event. The sender (webhooks.ts) calls it after commit.
+        const call = this.renderWebhook(inst, j, s, c, key);
         await this.trx
           .insertInto('journey_webhooks')
-          .values({ workspace_id: this.ws.id, key, customer_id: inst.customerId, instance_id: inst.id, url: step.url, method: step.method ?? 'POST', headers: JSON.stringify(step.headers ?? {}), body, status: 'pending', created_at: this.now })
+          .values({
+            workspace_id: this.ws.id,
+            key,
+            customer_id: inst.customerId,
+            instance_id: inst.id,
+            journey: j.name,
+            step: s.id,
+            url: call.url,
+            method: step.method ?? 'POST',
+            headers: JSON.stringify(call.headers),
+            body: call.body,
+            status: call.error === undefined ? 'pending' : 'failed',
+            created_at: this.now,
+            attempts: 0,
+            next_at: call.error === undefined ? this.now : null,
+            last_error: call.error ?? null,
+            response_status: null,
+            sent_at: null,
+          })
           .onConflict((oc) => oc.columns(['workspace_id', 'key']).doNothing())
           .execute();
-        this.record(inst, s.id, 'webhook', { key, url: step.url });
+        this.record(inst, s.id, 'webhook', call.error === undefined ? { key, url: call.url } : { key, url: step.url, error: call.error });
         inst.step = s.next;
         return;
       }
@@ -654,13 +675,41 @@ export class JourneyUnit {
           const key = inline.content[channel] ? channel : type !== undefined && inline.content[type] ? type : undefined;
           if (key === undefined) return {};
           const block = compileContentBlock(key, inline.content[key] as NonNullable<(typeof inline.content)[string]>, `journeys[${j.index}].steps[${s.index}].message.content.${key}`);
-          const vars: TemplateVars = { profile: { id: c.row.id, traits: traitValues(c.row.traits) }, timezone: model.timezone, locale: model.locale, now: this.now };
+          // The same variables decide and delivery render offers with (traits, computed, segments, stage).
+          const vars: TemplateVars = contentVars(model, c.row.id, this.input(c, inst.context.event), this.now);
           if (inst.context.event) vars.event = { ...inst.context.event };
           return block.render(vars, c.segments);
         }
       : undefined;
     const [outcome] = await this.enqueue(this.trx, this.store, this.ws, { id: inst.customerId, row: c.row }, [req], this.now, content);
     return outcome ? { ...outcome } : { outcome: 'drop', reason: 'CHANNEL_UNAVAILABLE', detail: 'delivery returned no outcome' };
+  }
+
+  /**
+   * A webhook step's url, headers and body rendered with Liquid (`profile`, `event`, `timezone`,
+   * `locale`). A template that fails to render, or a header value with a line break, gives an
+   * `error` (RENDER_FAILED: …): the call is recorded as failed and the journey goes on.
+   */
+  private renderWebhook(inst: Instance, j: ResolvedJourney, s: ResolvedStep, c: CustomerState, key: string): { url: string; headers: Record<string, string>; body: string; error?: string } {
+    const step = s.step;
+    if (step.type !== 'webhook') throw new Error(`renderWebhook called for a ${step.type} step`);
+    const defaultBody = JSON.stringify({ profileId: inst.customerId, journey: j.name, instanceId: inst.id, step: s.id, key });
+    const vars: TemplateVars = { profile: { id: c.row.id, traits: traitValues(c.row.traits) }, timezone: this.ws.model.timezone, locale: this.ws.model.locale, now: this.now };
+    if (inst.context.event) vars.event = { ...inst.context.event };
+    const at = `journeys[${j.index}].steps[${s.index}]`;
+    try {
+      const url = renderTemplate(step.url, vars).trim();
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(step.headers ?? {})) {
+        const v = renderTemplate(value, vars);
+        if (/[\r\n\0]/.test(v)) throw new Error(`${at}.headers.${name} rendered to a value with a line break`);
+        headers[name] = v;
+      }
+      const body = step.body === undefined ? defaultBody : renderTemplate(step.body, vars);
+      return { url, headers, body };
+    } catch (err) {
+      return { url: step.url, headers: step.headers ?? {}, body: step.body ?? defaultBody, error: `RENDER_FAILED: ${err instanceof Error ? err.message : String(err)}` };
+    }
   }
 
   /** Writes the customer's stage (and a stage_history row) the way profiles/stages.ts writeStageDiff does. */

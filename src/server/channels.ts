@@ -24,7 +24,7 @@ import {
   type InboxItem,
   type LinkPayload,
   type UnsubscribePayload,
-} from '../delivery/channels/index.js';
+} from '../delivery/index.js';
 import type { Runtime } from '../runtime.js';
 import { keyFromRequest } from './auth.js';
 import { ErrorBody, ProfileRef } from './schemas.js';

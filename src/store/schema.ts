@@ -313,9 +313,20 @@ export interface JourneyWebhooksTable {
   /** JSON object. */
   headers: string;
   body: string;
-  /** 'pending' until a sender delivers it. */
+  /** pending → sending (claimed, next_at = lease end) → sent | failed; back to pending for a retry. See src/journeys/webhooks.ts. */
   status: string;
   created_at: number;
+  /** Calls made so far (migration 0010). */
+  attempts: number;
+  /** When the row is due (first call, retry, lease end); null once sent or failed. */
+  next_at: number | null;
+  last_error: string | null;
+  /** The receiver's HTTP status on the last call that got an answer. */
+  response_status: number | null;
+  sent_at: number | null;
+  /** The journey and step that recorded the call (null for rows older than migration 0010). */
+  journey: string | null;
+  step: string | null;
 }
 
 export interface Database {

@@ -1,6 +1,7 @@
 import type { Template } from 'liquidjs';
 import type { ContentBlock } from '../blueprint/index.js';
 import { RENDER_STATE, customerLocale, customerZone, parseTemplate, referencesOf, renderParsed, type RenderState, type TemplateReference } from './engine.js';
+import { lineColumn } from './errors.js';
 
 /** What a template can read. */
 export interface TemplateVars {
@@ -31,6 +32,32 @@ export interface CompiledContent {
   /** The content block's key (channel or placement name). */
   readonly key: string;
   render(vars: TemplateVars, segments: ReadonlySet<string>): RenderedContent;
+  /**
+   * Which variant `render` picks for these variables and why (previews): the same selection, with
+   * the reason each variant before the chosen one did not fit.
+   */
+  traceVariant(vars: TemplateVars, segments: ReadonlySet<string>): VariantTrace;
+}
+
+/** A variant the selection looked at, and whether (and why) it fits the customer. */
+export interface VariantCheck {
+  /** Index into the block's `variants`. */
+  index: number;
+  segment?: string;
+  locale?: string;
+  fits: boolean;
+  /** E.g. `in segment "vip"`, `not in segment "vip"`, `locale "pt" does not fit "en-IE"`. */
+  reason: string;
+}
+
+export interface VariantTrace {
+  /** Index into the block's `variants` of the variant rendered; null: the block's own content. */
+  chosen: number | null;
+  /** The variants checked, in order, up to and including the chosen one. */
+  checked: VariantCheck[];
+  /** The customer's zone and locale the render uses. */
+  zone: string;
+  locale: string;
 }
 
 /** One compiled string: a constant when it holds no Liquid markup, else parsed templates. */
@@ -117,6 +144,14 @@ export function renderScope(vars: TemplateVars): TemplateScope {
   return { profile: vars.profile, offer: vars.offer, context: vars.context, event: vars.event, item: vars.item, timezone: zone, locale, [RENDER_STATE]: state };
 }
 
+function checkOf(index: number, v: CompiledVariant, inSegment: boolean, localeOk: boolean, locale: string): VariantCheck {
+  const reasons: string[] = [];
+  if (v.segment !== undefined) reasons.push(`${inSegment ? 'in' : 'not in'} segment "${v.segment}"`);
+  // The locale is only compared when the segment fits (the selection stops at the first miss).
+  if (v.locale !== undefined && inSegment) reasons.push(`locale "${v.locale}" ${localeOk ? 'fits' : 'does not fit'} "${locale}"`);
+  return { index, ...(v.segment !== undefined ? { segment: v.segment } : {}), ...(v.locale !== undefined ? { locale: v.locale } : {}), fits: inSegment && localeOk, reason: reasons.join(', ') || 'no condition' };
+}
+
 class CompiledBlock implements CompiledContent {
   constructor(
     readonly key: string,
@@ -124,16 +159,27 @@ class CompiledBlock implements CompiledContent {
     private readonly variants: CompiledVariant[],
   ) {}
 
-  /** The first variant that fits the customer (segment membership and locale), else the block. */
-  select(segments: ReadonlySet<string>, locale: string): CompiledFields {
+  /**
+   * The first variant that fits the customer (segment membership and locale), else the block. With
+   * `trace`, every variant checked is recorded with its reason (previews; decisions pass none).
+   */
+  select(segments: ReadonlySet<string>, locale: string, trace?: VariantCheck[]): CompiledFields {
     if (this.variants.length === 0) return this.base;
     let customer: string | undefined;
-    for (const v of this.variants) {
-      if (v.segment !== undefined && !segments.has(v.segment)) continue;
-      if (v.locale !== undefined && !localeFits(v.locale, (customer ??= normalizeLocale(locale)))) continue;
-      return v;
+    for (const [index, v] of this.variants.entries()) {
+      const inSegment = v.segment === undefined || segments.has(v.segment);
+      const localeOk = !inSegment || v.locale === undefined || localeFits(v.locale, (customer ??= normalizeLocale(locale)));
+      if (trace) trace.push(checkOf(index, v, inSegment, localeOk, locale));
+      if (inSegment && localeOk) return v;
     }
     return this.base;
+  }
+
+  traceVariant(vars: TemplateVars, segments: ReadonlySet<string>): VariantTrace {
+    const scope = renderScope(vars);
+    const checked: VariantCheck[] = [];
+    const chosen = this.select(segments, scope.locale, checked);
+    return { chosen: chosen === this.base ? null : checked.length - 1, checked, zone: scope.timezone, locale: scope.locale };
   }
 
   render(vars: TemplateVars, segments: ReadonlySet<string>): RenderedContent {
@@ -207,4 +253,64 @@ export const TEMPLATE_ROOTS: readonly string[] = Object.freeze(['profile', 'offe
 export function analyzeTemplate(source: string, where = 'template'): TemplateReference[] {
   const c = compileString(source, where);
   return c.kind === 'static' ? [] : referencesOf(c.tpl, source);
+}
+
+/** A variable a template reads that the customer (or request) does not have: it renders empty. */
+export interface MissingVariable {
+  /** Dotted path, e.g. `profile.traits.first_name`. */
+  path: string;
+  /** Read by an output (`{{ … }}`: renders empty) or by a tag (`{% if … %}`: a false condition). */
+  in: 'output' | 'tag';
+  /** The output applies `default` to it, so the fallback was shown instead. */
+  defaulted: boolean;
+  /** 1-based position of the variable in the template. */
+  line: number;
+  column: number;
+}
+
+/** Roots whose values come from the customer or the request (`timezone` and `locale` always have one). */
+const DATA_ROOTS = new Set(['profile', 'offer', 'item', 'context', 'event']);
+/** Properties Liquid answers for any array or string (`list.size`), not stored values. */
+const LIQUID_PROPERTIES = new Set(['size', 'first', 'last']);
+
+/** Whether `path` holds a value (not undefined or null) as a template sees it: own properties only. */
+function isPresent(root: unknown, path: readonly (string | number)[]): boolean {
+  let v: unknown = root;
+  for (const seg of path) {
+    if (v === undefined || v === null) return false;
+    if (typeof seg === 'string' && LIQUID_PROPERTIES.has(seg) && (Array.isArray(v) || typeof v === 'string')) return true;
+    if (typeof v !== 'object' || !Object.hasOwn(v, seg)) return false;
+    v = (v as Record<string | number, unknown>)[seg];
+  }
+  return v !== undefined && v !== null;
+}
+
+/**
+ * The variables a template reads that are absent for these variables — what renders empty for
+ * this customer (`cairn preview` warns about them). Reads the template's references, not its
+ * output, so it costs a parse and a few lookups. Throws TemplateError when the source does not parse.
+ *
+ * @example missingVariables('Hi {{ profile.traits.first_name | default: "there" }}', vars)
+ * // → [{ path: 'profile.traits.first_name', in: 'output', defaulted: true, line: 1, column: 7 }]
+ */
+export function missingVariables(source: string, vars: TemplateVars): MissingVariable[] {
+  const scope = renderScope(vars);
+  const out: MissingVariable[] = [];
+  const seen = new Set<string>();
+  for (const ref of analyzeTemplate(source)) {
+    const root = ref.path[0];
+    if (typeof root !== 'string' || !DATA_ROOTS.has(root) || ref.path.length < 2) continue;
+    if (isPresent(scope, ref.path)) continue;
+    const output = source.lastIndexOf('{{', ref.offset);
+    const tag = source.lastIndexOf('{%', ref.offset);
+    const where: MissingVariable['in'] = output > tag ? 'output' : 'tag';
+    const end = where === 'output' ? source.indexOf('}}', ref.offset) : -1;
+    const defaulted = where === 'output' && /\|\s*default\b/.test(source.slice(ref.offset, end < 0 ? undefined : end));
+    const path = ref.path.join('.');
+    const key = `${path}\u0000${where}\u0000${defaulted}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ path, in: where, defaulted, ...lineColumn(source, ref.offset) });
+  }
+  return out;
 }

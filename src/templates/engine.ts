@@ -22,8 +22,12 @@ import { FilterFailure, TemplateError, fromLiquidError } from './errors.js';
 export const TEMPLATE_LIMITS = Object.freeze({
   /** Characters of template source (LiquidJS parseLimit). */
   sourceChars: 256 * 1024,
-  /** Milliseconds one template may take to render (LiquidJS renderLimit, checked between tags and loop iterations). */
-  renderMs: 100,
+  /**
+   * Milliseconds one template may take to render (LiquidJS renderLimit, checked between tags and
+   * loop iterations). Wall-clock time: the first render in a cold process on a busy machine took
+   * over 100 ms, so the bound is generous; the memory and output limits stop runaway loops earlier.
+   */
+  renderMs: 500,
   /** Allocation units (roughly characters and array items) one render may create (LiquidJS memoryLimit). */
   memory: 10_000_000,
   /** Characters one template may output. */

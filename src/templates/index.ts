@@ -8,6 +8,7 @@ export {
   compileContentBlock,
   renderTemplate,
   analyzeTemplate,
+  missingVariables,
   hasLiquid,
   renderScope,
   TEMPLATE_ROOTS,
@@ -15,6 +16,9 @@ export {
   type TemplateScope,
   type RenderedContent,
   type CompiledContent,
+  type VariantTrace,
+  type VariantCheck,
+  type MissingVariable,
 } from './content.js';
 export { TemplateError, isTemplateError, templateFrame, lineColumn, type TemplateErrorCode } from './errors.js';
 export { TEMPLATE_LIMITS, CAIRN_FILTERS, filterNames, customerLocale, canonicalLocale, type TemplateReference } from './engine.js';

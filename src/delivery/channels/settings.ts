@@ -14,22 +14,35 @@ export type Settings = AdapterContext['settings'];
  *
  * @example resolveSettings({ pass: '${env:SMTP_PASSWORD}', port: 587 }, process.env)
  */
+/** Settings whose `${env:NAME}` reference was unset, by key → the variable names (for the error). */
+const unresolved = new WeakMap<object, Map<string, string[]>>();
+
 export function resolveSettings(settings: Readonly<Record<string, string | number | boolean>> | undefined, env: NodeJS.ProcessEnv = process.env): Settings {
   const out: Record<string, string | number | boolean> = {};
+  const missingVars = new Map<string, string[]>();
   for (const [k, v] of Object.entries(settings ?? {})) {
     if (typeof v !== 'string') {
       out[k] = v;
       continue;
     }
-    let missing = false;
+    const unset: string[] = [];
     const resolved = v.replace(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
       const value = env[name];
-      if (value === undefined || value === '') missing = true;
+      if (value === undefined || value === '') unset.push(name);
       return value ?? '';
     });
-    if (!missing) out[k] = resolved;
+    if (unset.length === 0) out[k] = resolved;
+    else missingVars.set(k, unset);
   }
-  return Object.freeze(out);
+  const frozen = Object.freeze(out);
+  if (missingVars.size > 0) unresolved.set(frozen, missingVars);
+  return frozen;
+}
+
+/** Why a setting is absent: "is missing", naming the unset `${env:…}` variable when that is the cause. */
+export function missingReason(settings: Settings, key: string): string {
+  const vars = unresolved.get(settings)?.get(key);
+  return vars ? `is missing: it refers to ${vars.map((n) => `\${env:${n}}`).join(', ')}, which is not set in this environment` : 'is missing';
 }
 
 function fail(provider: string, setting: string, reason: string): never {
@@ -39,7 +52,7 @@ function fail(provider: string, setting: string, reason: string): never {
 /** A required non-empty string setting. */
 export function requireString(settings: Settings, provider: string, key: string): string {
   const v = settings[key];
-  if (v === undefined || v === '') fail(provider, key, 'is missing');
+  if (v === undefined || v === '') fail(provider, key, missingReason(settings, key));
   if (typeof v !== 'string') fail(provider, key, `must be a string, got ${typeof v}`);
   return v;
 }

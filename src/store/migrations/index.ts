@@ -8,6 +8,7 @@ import * as m0006 from './0006_dedupe_on_events.js';
 import * as m0008 from './0008_journeys.js';
 import * as m0007 from './0007_delivery.js';
 import * as m0009 from './0009_channels.js';
+import * as m0010 from './0010_journey_webhooks.js';
 
 /** Numbered migrations, applied in order; never edit one that has shipped — add the next number. */
 export const migrations: Record<string, Migration> = {
@@ -20,6 +21,7 @@ export const migrations: Record<string, Migration> = {
   '0008_journeys': m0008,
   '0007_delivery': m0007,
   '0009_channels': m0009,
+  '0010_journey_webhooks': m0010,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,7 +1,7 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import { CairnError } from '../../../core/index.js';
 import type { AdapterContext, ChannelAdapter, OutboundMessage, SendResult } from '../../types.js';
-import { optionalBool, optionalInt, optionalString, requireString, type Settings } from '../settings.js';
+import { missingReason, optionalBool, optionalInt, optionalString, requireString, type Settings } from '../settings.js';
 import { composeEmail } from './compose.js';
 
 const PROVIDER = 'smtp';
@@ -31,7 +31,10 @@ function read(s: Settings): SmtpSettings {
   const port = optionalInt(s, PROVIDER, 'port', 1, 65535) ?? (secure === true ? 465 : 587);
   const user = optionalString(s, PROVIDER, 'user');
   const pass = optionalString(s, PROVIDER, 'pass');
-  if ((user === undefined) !== (pass === undefined)) throw new CairnError('CAIRN_ERR_CHANNEL_SETTING', { provider: PROVIDER, setting: user === undefined ? 'user' : 'pass', reason: 'is missing (user and pass go together)' });
+  if ((user === undefined) !== (pass === undefined)) {
+    const setting = user === undefined ? 'user' : 'pass';
+    throw new CairnError('CAIRN_ERR_CHANNEL_SETTING', { provider: PROVIDER, setting, reason: `${missingReason(s, setting)} (user and pass go together)` });
+  }
   const mailto = optionalString(s, PROVIDER, 'unsubscribe_mailto');
   if (mailto !== undefined && !/^[^@\s<>]+@[^@\s<>]+$/.test(mailto)) throw new CairnError('CAIRN_ERR_CHANNEL_SETTING', { provider: PROVIDER, setting: 'unsubscribe_mailto', reason: `must be an email address, got ${JSON.stringify(mailto)}` });
   return {

@@ -11,7 +11,7 @@ export interface HttpResponse {
 }
 
 export interface HttpRequestOptions {
-  method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   headers?: Record<string, string>;
   body?: string | Buffer;
   /** Whole-request deadline (connect, send, receive), ms. Default 10 s. */
