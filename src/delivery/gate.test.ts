@@ -101,6 +101,14 @@ describe('channel degradation', () => {
     expect(gate(customer({ traits: { phone: '+4915112345678' }, now: dec }), [req({ channels: ['sms', 'email'], requestedAt: dec })], EMPTY, dec)[0]).toMatchObject({ outcome: 'send', channel: 'sms' });
   });
 
+  it('reports NO_CONSENT rather than CHANNEL_UNAVAILABLE when the only working channel lacks consent', () => {
+    // sms is not live yet (phase2); email works but the customer withdrew marketing on it.
+    const state = customer({ traits: { phone: '+4915112345678' }, consent: [withdrawn('marketing', 'email')] });
+    const out = gate(state, [req({ channels: ['sms', 'email'] })])[0];
+    expect(out).toMatchObject({ outcome: 'drop', reason: 'NO_CONSENT', rule: 'email' });
+    expect(out?.outcome === 'drop' && out.detail).toMatch(/sms: live from rollout phase phase2/);
+  });
+
   it('falls back from an unreachable channel and drops UNREACHABLE when none is left', () => {
     const dec = Date.parse('2026-12-02T10:00:00Z');
     const noPhone = customer({ now: dec });

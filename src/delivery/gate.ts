@@ -267,6 +267,7 @@ export function evaluateGate(policy: DeliveryPolicy, state: CustomerState, ledge
     const passed: string[] = [];
     let channel: ResolvedChannel | undefined;
     let firstProblem: Stop | undefined;
+    let firstConsent: Stop | undefined;
     for (const name of req.channels) {
       const ch = policy.channels.get(name);
       const p = channelProblem(ch, name, policy, state, now, opts);
@@ -284,14 +285,17 @@ export function evaluateGate(policy: DeliveryPolicy, state: CustomerState, ledge
       const c = consentProblem(ch as ResolvedChannel, req, policy, state);
       if (c) {
         passed.push(c);
-        firstProblem ??= { outcome: 'drop', reason: 'NO_CONSENT', rule: name, detail: '' };
+        firstConsent ??= { outcome: 'drop', reason: 'NO_CONSENT', rule: name, detail: '' };
+        firstProblem ??= firstConsent;
         continue;
       }
       channel = ch;
       break;
     }
     if (!channel) {
-      const first = firstProblem ?? { outcome: 'drop' as const, reason: 'CHANNEL_UNAVAILABLE' as const, detail: '' };
+      // A channel that works but lacks the customer's consent says more than one that is planned or
+      // down: NO_CONSENT is reported when any channel failed on consent (the detail lists them all).
+      const first = firstConsent ?? firstProblem ?? { outcome: 'drop' as const, reason: 'CHANNEL_UNAVAILABLE' as const, detail: '' };
       return stop({ ...first, detail: passed.length > 0 ? passed.join('; ') : 'the request names no channel' });
     }
     chosen[i] = { channel, detail: passed.join('; ') };

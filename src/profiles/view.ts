@@ -75,12 +75,16 @@ export function isReachable(row: Pick<ProfileRow, 'identities'>, traits: Readonl
  *   compiled.evaluate(input);
  */
 export function buildEvalInput(model: WorkspaceModel, row: ProfileRow, opts: EvalInputOptions): EvalInput {
-  const traits = traitValues(row.traits);
   const counters = countersOf(model);
   const { now } = opts;
+  const computed = computedValues(model.computed, row.computed, now);
+  // A declared computed trait is a trait too (`traits.orders_60d`, as the blueprint declares it);
+  // it wins over a stored trait of the same name, and one with no value yet (null) is absent.
+  const traits = traitValues(row.traits);
+  for (const [k, v] of Object.entries(computed)) if (v !== undefined && v !== null) traits[k] = v;
   return {
     traits,
-    computed: computedValues(model.computed, row.computed, now),
+    computed,
     event: opts.event,
     context: opts.context ?? {},
     profile: { id: row.id, first_seen: row.firstSeen, last_seen: row.lastSeen },

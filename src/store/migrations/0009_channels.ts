@@ -87,7 +87,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('link_secrets')
-    .addColumn('workspace_id', 'text', (c) => c.primaryKey())
+    .addColumn('workspace_id', 'text', (c) => c.primaryKey().notNull())
     .addColumn('secret', 'text', (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .execute();
