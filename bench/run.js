@@ -499,7 +499,7 @@ function figures(o) {
     },
     {
       key: 'decide',
-      what: 'HTTP POST /v1/decide, SQLite, blueprint of 100 offers (32 connections; target also p99 ≤ 10 ms)',
+      what: 'HTTP POST /v1/decide, SQLite, blueprint of 100 offers (16 connections; target also p99 ≤ 10 ms)',
       target: 5_000,
       run: decideFigure,
     },

@@ -123,7 +123,7 @@ export class JourneyEngine {
    * Runs `fn` as one unit of journey work: one transaction under the workspace's profile lock, the
    * unit's changes saved at the end, lifecycle events emitted after the commit.
    */
-  private async unit<T>(ws: JourneyWorkspace, journeys: ResolvedJourneys, fn: (u: JourneyUnit, trx: Trx) => Promise<T>, replay = false): Promise<{ result: T; steps: number }> {
+  private async unit<T>(ws: JourneyWorkspace, journeys: ResolvedJourneys, fn: (u: JourneyUnit, trx: Trx) => Promise<T>, replay = false, durability: 'full' | 'relaxed' = 'full'): Promise<{ result: T; steps: number }> {
     const facts: Fact[] = [];
     const wsId = ws.id;
     const hooks: UnitHooks = {
@@ -139,7 +139,7 @@ export class JourneyEngine {
     await prev;
     let out: { result: T; steps: number };
     try {
-      out = await this.#transaction(ws, journeys, fn, replay, hooks, facts);
+      out = await this.#transaction(ws, journeys, fn, replay, hooks, facts, durability);
     } finally {
       release();
     }
@@ -147,14 +147,23 @@ export class JourneyEngine {
     return out;
   }
 
-  async #transaction<T>(ws: JourneyWorkspace, journeys: ResolvedJourneys, fn: (u: JourneyUnit, trx: Trx) => Promise<T>, replay: boolean, hooks: UnitHooks, facts: Fact[]): Promise<{ result: T; steps: number }> {
+  /**
+   * Work that a restart re-derives (events after the cursor, due timers, segment entries after
+   * their cursor, schedule minutes) commits with relaxed durability: no fsync wait. A power cut can
+   * lose the last such commits, and they are then simply done again from the cursors — the entry
+   * and send keys make that idempotent. Nothing leaves the process before a fully durable commit
+   * (the dispatcher and the webhook sender claim rows with one), and a durable commit makes every
+   * earlier one durable too (the log is written in order). An API entry answers a caller, so it
+   * waits for the disk.
+   */
+  async #transaction<T>(ws: JourneyWorkspace, journeys: ResolvedJourneys, fn: (u: JourneyUnit, trx: Trx) => Promise<T>, replay: boolean, hooks: UnitHooks, facts: Fact[], durability: 'full' | 'relaxed'): Promise<{ result: T; steps: number }> {
     return this.deps.store.transaction(async (trx) => {
       facts.length = 0;
       const u = new JourneyUnit(trx, this.deps.store, ws, journeys, this.deps.clock.now(), { maxStepsPerRun: this.opts.maxStepsPerRun, maxVisitsPerStep: this.opts.maxVisitsPerStep }, hooks, this.deps.enqueue, replay);
       const result = await fn(u, trx);
       await u.save();
       return { result, steps: u.steps };
-    }, [profileLockKey(ws.id)]);
+    }, [profileLockKey(ws.id)], { durability });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -250,10 +259,19 @@ export class JourneyEngine {
         await u.loadActive(journeys.anyConditionExit ? all : [...relevant]);
         const need = new Set([...all].filter((id) => relevant.has(id) || (u.active.get(id)?.length ?? 0) > 0));
         await u.loadCustomers(need);
+        // Entry rows (what re-entry rules read) for every journey an event of this batch enters,
+        // in one query per journey rather than one per entering customer.
+        for (const j of journeys.list) {
+          if (j.entry.type !== 'event') continue;
+          const name = j.entry.event;
+          const ids = list.filter((e) => e.type === 'track' && e.name === name && need.has(e.customerId)).map((e) => e.customerId);
+          if (ids.length > 0) await u.loadEntryRows(j.name, ids);
+        }
         for (const e of list) if (need.has(e.customerId)) await u.onEvent(e);
         await this.writeCursor(trx, workspaceId, 'events', maxPos);
       },
       replay,
+      'relaxed',
     );
     return steps;
   }
@@ -416,7 +434,7 @@ export class JourneyEngine {
           await u.fire(inst);
         }
         return rows.length;
-      });
+      }, false, 'relaxed');
       for (const t of timers) this.events.emit('journey:timer', t);
       fired += timers.length;
       if (n < this.opts.batchSize) break;
@@ -469,7 +487,7 @@ export class JourneyEngine {
             for (const r of mine) await u.enter(r.customer_id, j, { kind: 'segment', key: `g:${r.id}` });
           }
           await this.writeCursor(trx, ws.id, 'segments', String(maxAt).padStart(15, '0'));
-        });
+        }, false, 'relaxed');
         for (const r of fresh) seen.set(r.id, Number(r.at));
       }
       const last = rows[rows.length - 1] as (typeof rows)[number];

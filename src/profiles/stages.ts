@@ -102,15 +102,19 @@ export async function writeStageDiff(trx: Trx, store: Store, workspaceId: string
     for (const [lifecycle, s] of want) if (!have.has(lifecycle)) changes.push({ customerId, lifecycle, from: null, to: s, at });
   }
   if (changes.length === 0) return changes;
+  // A move is one upsert; only leaving every stage of a lifecycle deletes, one statement per
+  // lifecycle for all such customers (a per-customer delete cost a round trip per move).
   const leaving = new Map<string, string[]>();
-  for (const c of changes) if (c.from !== null) leaving.set(c.customerId, [...(leaving.get(c.customerId) ?? []), c.lifecycle]);
-  for (const [customerId, lifecycles] of leaving) {
-    for (const chunk of chunkRows(lifecycles, 1, maxP - 2)) {
-      await trx.deleteFrom('customer_stage').where('workspace_id', '=', workspaceId).where('customer_id', '=', customerId).where('lifecycle', 'in', chunk).execute();
+  for (const c of changes) if (c.to === null) leaving.set(c.lifecycle, [...(leaving.get(c.lifecycle) ?? []), c.customerId]);
+  for (const [lifecycle, customerIds] of leaving) {
+    for (const chunk of chunkRows(customerIds, 1, maxP - 2)) {
+      await trx.deleteFrom('customer_stage').where('workspace_id', '=', workspaceId).where('lifecycle', '=', lifecycle).where('customer_id', 'in', chunk).execute();
     }
   }
   const entries = changes.filter((c) => c.to !== null).map((c) => [workspaceId, c.customerId, c.lifecycle, c.to, c.at]);
-  await insertRows(trx, store.dialect, 'customer_stage', ['workspace_id', 'customer_id', 'lifecycle', 'stage', 'entered_at'], entries);
+  await insertRows(trx, store.dialect, 'customer_stage', ['workspace_id', 'customer_id', 'lifecycle', 'stage', 'entered_at'], entries, {
+    suffix: 'on conflict ("workspace_id", "customer_id", "lifecycle") do update set "stage" = excluded."stage", "entered_at" = excluded."entered_at"',
+  });
   const history = changes.map((c) => [workspaceId, c.customerId, uuidv7(c.at), c.lifecycle, c.from, c.to, c.at]);
   await insertRows(trx, store.dialect, 'stage_history', ['workspace_id', 'customer_id', 'id', 'lifecycle', 'from_stage', 'to_stage', 'at'], history);
   return changes;
