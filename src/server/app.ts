@@ -34,7 +34,7 @@ export async function buildApp(rt: Runtime): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
     genReqId: () => uuidv7(),
     // Profile refs carry identity values of up to 512 characters, percent-encoded (the default is 100).
-    maxParamLength: 8192,
+    routerOptions: { maxParamLength: 8192 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
     // Router-level refusals (a URL that does not decode, an over-long path segment) answer in the
     // catalogue's shape like every other error.
