@@ -5,3 +5,4 @@ export * from './json.js';
 export * from './config.js';
 export * from './events.js';
 export * from './cron.js';
+export * from './periodic.js';

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { EventBus, HOUR, isCairnError, MINUTE, SECOND, type Clock } from '../core/index.js';
+import { EventBus, HOUR, isCairnError, MINUTE, PeriodicRunner, SECOND, type Clock } from '../core/index.js';
 import type { ChannelType, MessageClass } from '../blueprint/index.js';
 import { loadProfiles, profileLockKey } from '../profiles/index.js';
 import type { MessagesTable, Store } from '../store/index.js';
@@ -117,10 +117,7 @@ export class Dispatcher {
   readonly events = new EventBus<DeliveryEventMap>();
   readonly #deps: DispatcherDeps;
   readonly #opts: typeof DEFAULTS;
-  #timer: NodeJS.Timeout | undefined;
-  #stopped = true;
-  #closing = false;
-  #chain: Promise<unknown> = Promise.resolve();
+  readonly #runner: PeriodicRunner<number>;
   /** `workspace\0channel` → retryable failures in a row. */
   readonly #failuresInARow = new Map<string, number>();
   /** `workspace\0channel` → a channel whose adapter is missing or whose settings did not verify. */
@@ -129,6 +126,7 @@ export class Dispatcher {
   constructor(deps: DispatcherDeps, options: DispatcherOptions = {}) {
     this.#deps = deps;
     this.#opts = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+    this.#runner = new PeriodicRunner(() => this.#run(), { intervalMs: this.#opts.intervalMs, onError: (err) => this.#deps.log.error({ err }, 'dispatcher run failed') });
   }
 
   get options(): Readonly<typeof DEFAULTS> {
@@ -169,30 +167,12 @@ export class Dispatcher {
 
   /** Starts polling; the first run is immediate (messages that fell due while stopped go at once). No-op with intervalMs 0. */
   start(): void {
-    if (this.#opts.intervalMs <= 0 || !this.#stopped) return;
-    this.#stopped = false;
-    const tick = (): void => {
-      this.#timer = undefined;
-      void this.runOnce()
-        .catch((err: unknown) => this.#deps.log.error({ err }, 'dispatcher run failed'))
-        .finally(() => {
-          if (!this.#stopped) this.#timer = setTimeout(tick, this.#opts.intervalMs).unref();
-        });
-    };
-    this.#timer = setTimeout(tick, 0).unref();
+    this.#runner.start();
   }
 
   /** Stops the timer and waits for a run in flight (it ends after its current batch). */
-  async close(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#closing = true;
-    try {
-      await this.#chain.catch(() => undefined);
-    } finally {
-      this.#closing = false;
-    }
+  close(): Promise<void> {
+    return this.#runner.close();
   }
 
   /**
@@ -200,9 +180,7 @@ export class Dispatcher {
    * flight. Returns the number of rows acted on (re-gated plus send attempts).
    */
   runOnce(): Promise<number> {
-    const run = this.#chain.catch(() => undefined).then(() => this.#run());
-    this.#chain = run;
-    return run;
+    return this.#runner.runOnce();
   }
 
   async #run(): Promise<number> {
@@ -217,13 +195,13 @@ export class Dispatcher {
         await this.#workspaceUnavailable(wsId, err);
         continue;
       }
-      for (let i = 0; i < 10_000 && !this.#closing; i++) {
+      for (let i = 0; i < 10_000 && !this.#runner.closing; i++) {
         const k = await this.#regateBatch(ws);
         n += k;
         if (k < this.#opts.batchSize) break;
       }
     }
-    for (let i = 0; i < 10_000 && !this.#closing; i++) {
+    for (let i = 0; i < 10_000 && !this.#runner.closing; i++) {
       const k = await this.#deliverBatch();
       n += k;
       if (k < this.#opts.batchSize) break;

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { EventBus, MINUTE, SECOND, type Clock } from '../core/index.js';
+import { EventBus, MINUTE, PeriodicRunner, SECOND, type Clock } from '../core/index.js';
 import type { JourneyWebhooksTable, Store } from '../store/index.js';
 import { callOutbound, signWebhook, type OutboundDeps, type SendResult } from '../delivery/index.js';
 import { orderedId } from './unit.js';
@@ -76,54 +76,32 @@ export class JourneyWebhookSender {
   readonly events = new EventBus<JourneyWebhookEvents>();
   readonly #deps: JourneyWebhookDeps;
   readonly #opts: typeof DEFAULTS;
-  #timer: NodeJS.Timeout | undefined;
-  #stopped = true;
-  #closing = false;
-  #chain: Promise<unknown> = Promise.resolve();
+  readonly #runner: PeriodicRunner<number>;
 
   constructor(deps: JourneyWebhookDeps, options: JourneyWebhookOptions = {}) {
     this.#deps = deps;
     this.#opts = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+    this.#runner = new PeriodicRunner(() => this.#run(), { intervalMs: this.#opts.intervalMs, onError: (err) => this.#deps.log.error({ err }, 'journey webhook sender run failed') });
   }
 
   /** Starts polling; the first run is immediate. No-op with intervalMs 0. */
   start(): void {
-    if (this.#opts.intervalMs <= 0 || !this.#stopped) return;
-    this.#stopped = false;
-    const tick = (): void => {
-      this.#timer = undefined;
-      void this.runOnce()
-        .catch((err: unknown) => this.#deps.log.error({ err }, 'journey webhook sender run failed'))
-        .finally(() => {
-          if (!this.#stopped) this.#timer = setTimeout(tick, this.#opts.intervalMs).unref();
-        });
-    };
-    this.#timer = setTimeout(tick, 0).unref();
+    this.#runner.start();
   }
 
   /** Stops the timer and waits for a run in flight (it ends after its current batch). */
-  async close(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#closing = true;
-    try {
-      await this.#chain.catch(() => undefined);
-    } finally {
-      this.#closing = false;
-    }
+  close(): Promise<void> {
+    return this.#runner.close();
   }
 
   /** Calls every due row, after any run in flight in this sender. Returns the number of calls made. */
   runOnce(): Promise<number> {
-    const run = this.#chain.catch(() => undefined).then(() => this.#run());
-    this.#chain = run;
-    return run;
+    return this.#runner.runOnce();
   }
 
   async #run(): Promise<number> {
     let n = 0;
-    for (let i = 0; i < 10_000 && !this.#closing; i++) {
+    for (let i = 0; i < 10_000 && !this.#runner.closing; i++) {
       const k = await this.#batch();
       n += k;
       if (k < this.#opts.batchSize) break;

@@ -1,4 +1,4 @@
-import type { Clock } from '../core/index.js';
+import { PeriodicRunner, type Clock } from '../core/index.js';
 import { chunkRows, type Store } from '../store/index.js';
 import type { WorkspaceModel } from '../blueprint/index.js';
 import { profileLockKey } from './repository.js';
@@ -135,51 +135,28 @@ export interface SegmentSweeperDeps {
  * advancing a VirtualClock. Logs one line per run that changed something.
  */
 export class SegmentSweeper {
-  #timer: NodeJS.Timeout | undefined;
-  #stopped = true;
-  /** Set while stop() waits: a run in flight ends after its current batch. */
-  #closing = false;
-  #chain: Promise<unknown> = Promise.resolve();
+  readonly #runner: PeriodicRunner<SweepResult>;
 
   constructor(
     private readonly deps: SegmentSweeperDeps,
     private readonly options: SweepOptions & { intervalMs?: number } = {},
-  ) {}
+  ) {
+    this.#runner = new PeriodicRunner(() => this.#run(), { intervalMs: options.intervalMs ?? 0, onError: (err) => deps.log.error({ err }, 'segment sweep failed') });
+  }
 
   /** Starts the periodic sweep; the first run is immediate, so timers that fell due while stopped fire on start. No-op when intervalMs is 0. */
   start(): void {
-    const interval = this.options.intervalMs ?? 0;
-    if (interval <= 0 || !this.#stopped) return;
-    this.#stopped = false;
-    const tick = (): void => {
-      this.#timer = undefined;
-      void this.runOnce()
-        .catch((err: unknown) => this.deps.log.error({ err }, 'segment sweep failed'))
-        .finally(() => {
-          if (!this.#stopped) this.#timer = setTimeout(tick, interval).unref();
-        });
-    };
-    this.#timer = setTimeout(tick, 0).unref();
+    this.#runner.start();
   }
 
   /** Stops the timer and waits for a run in flight (which ends after its current batch). */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#closing = true;
-    try {
-      await this.#chain.catch(() => undefined);
-    } finally {
-      this.#closing = false;
-    }
+  stop(): Promise<void> {
+    return this.#runner.close();
   }
 
   /** One sweep of every workspace with due customers, after any run in flight. */
   runOnce(): Promise<SweepResult> {
-    const run = this.#chain.catch(() => undefined).then(() => this.#run());
-    this.#chain = run;
-    return run;
+    return this.#runner.runOnce();
   }
 
   async #run(): Promise<SweepResult> {
@@ -194,8 +171,8 @@ export class SegmentSweeper {
       after = next.workspace_id;
       const model = await this.deps.model(after);
       if (model === undefined) continue;
-      const r = await sweepWorkspace(store, after, model, clock, this.options, () => this.#closing);
-      if (this.#closing) break;
+      const r = await sweepWorkspace(store, after, model, clock, this.options, () => this.#runner.closing);
+      if (this.#runner.closing) break;
       total.workspaces += r.workspaces;
       total.evaluated += r.evaluated;
       total.entered += r.entered;
