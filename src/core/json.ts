@@ -62,3 +62,20 @@ function editDistance(a: string, b: string): number {
   }
   return prev[b.length] as number;
 }
+
+/**
+ * Adds to `out` the string and number ids found at a path given as segments; lists met on the way
+ * are searched element by element (`products.sku` finds every product's sku). What exclude-item
+ * rules read from an event's properties.
+ */
+export function collectIdsAt(value: unknown, path: readonly string[], out: Set<string>, at = 0): void {
+  if (Array.isArray(value)) {
+    for (const x of value) collectIdsAt(x, path, out, at);
+    return;
+  }
+  if (at === path.length) {
+    if (typeof value === 'string' || typeof value === 'number') out.add(String(value));
+    return;
+  }
+  if (value && typeof value === 'object') collectIdsAt(getPath(value, path[at] as string), path, out, at + 1);
+}

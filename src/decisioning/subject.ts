@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { WorkspaceModel } from '../blueprint/index.js';
 import type { EvalInput } from '../conditions/index.js';
-import { getPath } from '../core/index.js';
+import { collectIdsAt } from '../core/index.js';
 import type { Db } from '../store/index.js';
 import { buildEvalInput, currentConsent, primaryLifecycle, type ConsentEntry, type Identity, type ProfileRow } from '../profiles/index.js';
 import type { ComputedState, Traits } from '../profiles/index.js';
@@ -180,21 +180,9 @@ export async function loadExcludedItems(db: Db, workspaceId: string, model: Work
         const input: EvalInput = { ...subject.input, event: { type: 'track', name: rule.event, properties, timestamp: Number(r.ts) } };
         if (!rule.when.evaluate(input)) continue;
       }
-      collectIds(properties, rule.path, 0, ids);
+      collectIdsAt(properties, rule.path, ids);
     }
     out.set(rule.name, ids);
   }
 }
 
-/** Ids at a dotted path; lists on the way are searched element by element. */
-function collectIds(v: unknown, path: readonly string[], at: number, out: Set<string>): void {
-  if (Array.isArray(v)) {
-    for (const x of v) collectIds(x, path, at, out);
-    return;
-  }
-  if (at === path.length) {
-    if (typeof v === 'string' || typeof v === 'number') out.add(String(v));
-    return;
-  }
-  if (v && typeof v === 'object') collectIds(getPath(v, path[at] as string), path, at + 1, out);
-}

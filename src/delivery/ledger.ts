@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { CairnError, getPath } from '../core/index.js';
+import { CairnError, collectIdsAt } from '../core/index.js';
 import { customerZone, type EvalInput } from '../conditions/index.js';
 import type { ChannelType, MessageClass, WorkspaceModel } from '../blueprint/index.js';
 import { buildEvalInput, currentConsent, primaryLifecycle, traitValues, type ConsentEntry, type ProfileRow } from '../profiles/index.js';
@@ -91,23 +91,11 @@ async function itemsNamed(db: Executor, workspaceId: string, rule: ResolvedExclu
     const msg = JSON.parse(r.payload) as { properties?: Record<string, unknown> };
     const properties = msg.properties ?? {};
     if (rule.when && !rule.when.evaluate({ ...input, event: { type: 'track', name: rule.event, properties, timestamp: Number(r.ts) } })) continue;
-    collectIds(properties, rule.path, 0, ids);
+    collectIdsAt(properties, rule.path, ids);
   }
   return ids;
 }
 
-/** Ids at a dotted path; lists on the way are searched element by element. */
-function collectIds(v: unknown, path: readonly string[], at: number, out: Set<string>): void {
-  if (Array.isArray(v)) {
-    for (const x of v) collectIds(x, path, at, out);
-    return;
-  }
-  if (at === path.length) {
-    if (typeof v === 'string' || typeof v === 'number') out.add(String(v));
-    return;
-  }
-  if (v && typeof v === 'object') collectIds(getPath(v, path[at] as string), path, at + 1, out);
-}
 
 /** The longest look-back any cap needs at `now` (calendar months reach back at most 31 days). */
 function capLookback(policy: DeliveryPolicy): number {

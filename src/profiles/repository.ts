@@ -2,28 +2,12 @@ import { sql } from 'kysely';
 import { chunkRows, insertRows, type Store, type Trx, type Db } from '../store/index.js';
 import { CairnError, uuidv7 } from '../core/index.js';
 import type { WorkspaceModel } from '../blueprint/index.js';
-import { ProfileUnit, type ProfileEvent, type ProfileRow } from './unit.js';
+import { ProfileUnit, profileRowOf, type ProfileEvent, type ProfileRow } from './unit.js';
 import { identityKey, type Identity } from './identity.js';
-import { traitValues, type Traits } from './traits.js';
+import { traitValues } from './traits.js';
 import { computedValues, applyEvent, type ComputedState } from './computed.js';
 import { currentConsent, type ConsentEntry, type ConsentState, type ConsentInput } from './consent.js';
 import { updateSegmentMemberships } from './segments.js';
-
-type CustomerRecord = { id: string; created_at: number; updated_at: number; merged_into: string | null; traits: string; computed: string; first_seen: number; last_seen: number };
-
-function toRow(r: CustomerRecord): ProfileRow {
-  return {
-    id: r.id,
-    createdAt: Number(r.created_at),
-    updatedAt: Number(r.updated_at),
-    mergedInto: r.merged_into,
-    traits: JSON.parse(r.traits) as Traits,
-    computed: JSON.parse(r.computed) as Record<string, ComputedState>,
-    firstSeen: Number(r.first_seen),
-    lastSeen: Number(r.last_seen),
-    identities: new Set(),
-  };
-}
 
 /**
  * The lock key that serializes writers of one workspace's profiles across processes (an advisory
@@ -72,7 +56,7 @@ export async function applyProfileEvents(trx: Trx, store: Store, workspaceId: st
         byCustomer.set(r.customer_id, list);
       }
       for (const r of rows) {
-        const row = toRow(r);
+        const row = profileRowOf(r);
         unit.addLoaded(row, byCustomer.get(row.id) ?? []);
         if (row.mergedInto !== null && !unit.profiles.has(row.mergedInto)) next.push(row.mergedInto);
       }
@@ -204,7 +188,7 @@ export async function getProfile(db: Db, workspaceId: string, model: WorkspaceMo
     db.selectFrom('customers').select('id').where('workspace_id', '=', workspaceId).where('merged_into', '=', customerId).execute(),
     getConsentLedger(db, workspaceId, customerId),
   ]);
-  const p = toRow(row);
+  const p = profileRowOf(row);
   const precedence = (k: string): number => model.identity.byName.get(k)?.precedence ?? 999;
   return {
     id: p.id,

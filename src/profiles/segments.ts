@@ -3,9 +3,7 @@ import { uuidv7 } from '../core/index.js';
 import { chunkRows, insertRows, type Db, type Store, type Trx } from '../store/index.js';
 import type { WorkspaceModel } from '../blueprint/index.js';
 import { currentConsent, type ConsentEntry, type ConsentState } from './consent.js';
-import type { ProfileUnit, ProfileRow } from './unit.js';
-import type { Traits } from './traits.js';
-import type { ComputedState } from './computed.js';
+import { profileRowOf, type CustomerRecord, type ProfileUnit, type ProfileRow } from './unit.js';
 import { buildEvalInput } from './view.js';
 import { evaluateStages, hasAnyStage, stageForConditions, stagesReadConsent, storedStagesOf, writeStageDiff, type StageChange, type StoredStages } from './stages.js';
 import { nextChange, storedDue, timePlan, writeDue } from './due.js';
@@ -205,21 +203,6 @@ async function hasAnyMembership(trx: Trx, workspaceId: string): Promise<boolean>
   return (await trx.selectFrom('segment_membership').select('customer_id').where('workspace_id', '=', workspaceId).limit(1).executeTakeFirst()) !== undefined;
 }
 
-type CustomerRecord = { id: string; created_at: number; updated_at: number; merged_into: string | null; traits: string; computed: string; first_seen: number; last_seen: number };
-
-function profileOf(r: CustomerRecord): ProfileRow {
-  return {
-    id: r.id,
-    createdAt: Number(r.created_at),
-    updatedAt: Number(r.updated_at),
-    mergedInto: r.merged_into,
-    traits: JSON.parse(r.traits) as Traits,
-    computed: JSON.parse(r.computed) as Record<string, ComputedState>,
-    firstSeen: Number(r.first_seen),
-    lastSeen: Number(r.last_seen),
-    identities: new Set<string>(),
-  };
-}
 
 /** Adds each profile's identity keys (reachable() reads them). */
 async function attachIdentities(trx: Trx, workspaceId: string, profiles: ReadonlyMap<string, ProfileRow>, scope: CustomerScope, maxP: number): Promise<void> {
@@ -236,7 +219,7 @@ export async function loadProfiles(trx: Trx, store: Store, workspaceId: string, 
   const profiles = new Map<string, ProfileRow>();
   for (const chunk of chunkRows([...ids], 1, maxP - 1)) {
     const rows = (await trx.selectFrom('customers').selectAll().where('workspace_id', '=', workspaceId).where('id', 'in', chunk).execute()) as CustomerRecord[];
-    for (const r of rows) profiles.set(r.id, profileOf(r));
+    for (const r of rows) profiles.set(r.id, profileRowOf(r));
   }
   await attachIdentities(trx, workspaceId, profiles, { ids: [...profiles.keys()] }, maxP);
   return [...profiles.values()];
@@ -264,7 +247,7 @@ export async function recomputeSegments(store: Store, workspaceId: string, model
       // The page is a key range: its identities, consent, memberships, stages and due rows are read
       // with one range scan each (the (workspace_id, customer_id) indexes), not one probe per id.
       const scope: CustomerScope = { after, last: (rows[rows.length - 1] as CustomerRecord).id };
-      const profiles = new Map<string, ProfileRow>(rows.map((r) => [r.id, profileOf(r)]));
+      const profiles = new Map<string, ProfileRow>(rows.map((r) => [r.id, profileRowOf(r)]));
       await attachIdentities(trx, workspaceId, profiles, scope, maxP);
       await evaluateProfiles(trx, store, workspaceId, model, [...profiles.values()], now, { scope, anyStageStored });
       after = scope.last;

@@ -43,6 +43,24 @@ export interface ProfileRow {
   identities: Set<string>;
 }
 
+/** A `customers` row as stored (JSON text columns; bigints may come back as strings on PostgreSQL). */
+export type CustomerRecord = { id: string; created_at: number | string; updated_at: number | string; merged_into: string | null; traits: string; computed: string; first_seen: number | string; last_seen: number | string };
+
+/** A stored row as the profile engine holds it (identities are loaded separately). */
+export function profileRowOf(r: CustomerRecord): ProfileRow {
+  return {
+    id: r.id,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    mergedInto: r.merged_into,
+    traits: JSON.parse(r.traits) as Traits,
+    computed: JSON.parse(r.computed) as Record<string, ComputedState>,
+    firstSeen: Number(r.first_seen),
+    lastSeen: Number(r.last_seen),
+    identities: new Set(),
+  };
+}
+
 export interface IdentityLogRow {
   id: string;
   outcome: 'merged' | 'refused_limit' | 'refused_unauthenticated' | 'refused_conflict';
