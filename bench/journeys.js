@@ -39,6 +39,44 @@ import { createRuntime } from '../dist/runtime.js';
 import { upsertWorkspace } from '../dist/governance/index.js';
 import { createTestAdapter } from '../dist/delivery/index.js';
 
+// Two journeys with the same steps: `bench` for throughput (customers entered as fast as they go),
+// `paced` for timer lateness (customers entered at a fixed rate).
+const STEPS = `    steps:
+      - id: tier
+        type: branch
+        branches:
+          - condition: traits.tier == "gold"
+            next: mark_gold
+        otherwise: mark_plain
+      - id: mark_gold
+        type: update_trait
+        trait: bench_path
+        value: gold
+        next: hello
+      - id: mark_plain
+        type: update_trait
+        trait: bench_path
+        value: plain
+      - id: hello
+        type: send
+        channel: email
+        message:
+          message_class: marketing
+          content:
+            email:
+              subject: "Hello {{ profile.traits.first_name | default: 'there' }}"
+              body: "Your tier: {{ profile.traits.tier }}"
+      - id: pause
+        type: wait
+        duration: 1s
+      - id: after
+        type: update_trait
+        trait: bench_done
+        value: true
+      - id: done
+        type: exit
+        reason: done`;
+
 const BLUEPRINT = `version: 1
 workspace:
   name: Journey bench
@@ -55,79 +93,11 @@ journeys:
   - name: bench
     entry:
       type: api
-    steps:
-      - id: tier
-        type: branch
-        branches:
-          - condition: traits.tier == "gold"
-            next: mark_gold
-        otherwise: mark_plain
-      - id: mark_gold
-        type: update_trait
-        trait: bench_path
-        value: gold
-        next: hello
-      - id: mark_plain
-        type: update_trait
-        trait: bench_path
-        value: plain
-      - id: hello
-        type: send
-        channel: email
-        message:
-          message_class: marketing
-          content:
-            email:
-              subject: "Hello {{ profile.traits.first_name | default: 'there' }}"
-              body: "Your tier: {{ profile.traits.tier }}"
-      - id: pause
-        type: wait
-        duration: 1s
-      - id: after
-        type: update_trait
-        trait: bench_done
-        value: true
-      - id: done
-        type: exit
-        reason: done
+${STEPS}
   - name: paced
     entry:
       type: api
-    steps:
-      - id: tier
-        type: branch
-        branches:
-          - condition: traits.tier == "gold"
-            next: mark_gold
-        otherwise: mark_plain
-      - id: mark_gold
-        type: update_trait
-        trait: bench_path
-        value: gold
-        next: hello
-      - id: mark_plain
-        type: update_trait
-        trait: bench_path
-        value: plain
-      - id: hello
-        type: send
-        channel: email
-        message:
-          message_class: marketing
-          content:
-            email:
-              subject: "Hello {{ profile.traits.first_name | default: 'there' }}"
-              body: "Your tier: {{ profile.traits.tier }}"
-      - id: pause
-        type: wait
-        duration: 1s
-      - id: after
-        type: update_trait
-        trait: bench_done
-        value: true
-      - id: done
-        type: exit
-        reason: done
+${STEPS}
 `;
 
 /** Customers entered per unit (transaction): small enough that the timer worker gets the writer between units. */
