@@ -198,6 +198,20 @@ describe('quiet hours', () => {
     expect(quietPeriodEnd(sundays, Date.parse('2026-11-22T12:00:00Z'), 'UTC')).toBe(Date.parse('2026-11-22T23:59:00Z'));
     expect(quietPeriodEnd(sundays, Date.parse('2026-11-23T12:00:00Z'), 'UTC')).toBeNull();
   });
+
+  it('never ends a quiet period in the past when its end falls in the spring-forward gap', () => {
+    // 02:30 does not exist in Berlin on 2026-03-29 (02:00 CET → 03:00 CEST at 01:00Z).
+    const rule = { name: 'q', start: 21 * 60, end: 2 * 60 + 30, days: null, scope: undefined, outcome: 'defer' as const, maxDeferralMs: DAY };
+    for (const now of ['2026-03-28T22:00:00Z', '2026-03-29T00:00:00Z', '2026-03-29T00:30:00Z', '2026-03-29T00:45:00Z'].map(Date.parse)) {
+      const end = quietPeriodEnd(rule, now, 'Europe/Berlin');
+      expect(end, new Date(now).toISOString()).not.toBeNull();
+      expect(end as number, new Date(now).toISOString()).toBeGreaterThanOrEqual(Date.parse('2026-03-29T01:00:00Z')); // past the gap
+      // Re-gated at that end, the message is out of the quiet period.
+      expect(quietPeriodEnd(rule, end as number, 'Europe/Berlin')).toBeNull();
+    }
+    // The repeated hour of the fall-back night ends at its first occurrence (02:30 CEST = 00:30Z).
+    expect(quietPeriodEnd(rule, Date.parse('2026-10-24T22:00:00Z'), 'Europe/Berlin')).toBe(Date.parse('2026-10-25T00:30:00Z'));
+  });
 });
 
 describe('frequency caps and arbitration', () => {

@@ -108,9 +108,20 @@ export function inScope(scope: PolicyScope | undefined, messageClass: MessageCla
 
 const iso = (t: number): string => new Date(t).toISOString();
 
-/** Converts a local wall-clock instant (ms, as if UTC) in `zone` to epoch ms. */
-function wallToUtc(wall: number, zone: string, hintOffset: number): number {
-  return wall - zoneOffset(zone, wall - hintOffset);
+const HOUR_MS = 3_600_000;
+
+/**
+ * Converts a local wall-clock instant (ms, as if UTC) in `zone` to epoch ms. The offsets 14 hours
+ * before and after are tried (any DST change in between is one of them): a repeated wall time
+ * (fall-back night) gives its first occurrence; one in a spring-forward gap does not exist and
+ * maps past the gap — never to an instant before it, which would end a quiet period in the past
+ * and have the dispatcher re-gate the message on every pass until the gap.
+ */
+function wallToUtc(wall: number, zone: string): number {
+  const a = wall - zoneOffset(zone, wall - 14 * HOUR_MS);
+  const b = wall - zoneOffset(zone, wall + 14 * HOUR_MS);
+  const valid = [a, b].filter((c) => c + zoneOffset(zone, c) === wall);
+  return valid.length > 0 ? Math.min(...valid) : Math.max(a, b);
 }
 
 /**
@@ -130,7 +141,7 @@ export function quietPeriodEnd(rule: ResolvedQuietHours, now: number, zone: stri
   for (const [day, weekday] of starts) {
     if (rule.days !== null && !rule.days.has(weekday)) continue;
     const [s, e] = periodOf(day);
-    if (wall >= s && wall < e) return wallToUtc(e, zone, offset);
+    if (wall >= s && wall < e) return wallToUtc(e, zone);
   }
   return null;
 }

@@ -56,6 +56,12 @@ describe('link tokens', () => {
   it('refuses a signed redirect to a non-http(s) target', () => {
     const token = encodeToken({ k: 'r', w: 'ws1', m: 'm1', u: 'javascript:alert(1)' } as LinkPayload, sign);
     expect(code(() => verifyToken(token, sign))).toBe('CAIRN_ERR_LINK_INVALID');
+    // A line break or space in the target could not be a Location header: refused, never a 500.
+    const crlf = encodeToken({ k: 'r', w: 'ws1', m: 'm1', u: 'https://shop.example/a\r\nSet-Cookie: x=1' } as LinkPayload, sign);
+    expect(code(() => verifyToken(crlf, sign))).toBe('CAIRN_ERR_LINK_INVALID');
+    // …and such a target is left as it is rather than wrapped in a tracked link.
+    expect(trackedUrl(ctx, msg, 'https://shop.example/a b')).toBe('https://shop.example/a b');
+    expect(trackedUrl(ctx, msg, 'https://shop.example/a?b=1')).toMatch(/^https:\/\/cx\.example\.com\/v1\/r\//);
   });
 });
 

@@ -92,13 +92,27 @@ function isPayload(p: unknown): p is LinkPayload {
   return false;
 }
 
+/**
+ * An absolute http(s) URL without control characters or white space: what a tracked link may
+ * redirect to (anything else could not be set as a Location header, or is not a web page).
+ */
+function isRedirectTarget(u: string): boolean {
+  if (!/^https?:\/\//i.test(u) || /[\u0000-\u0020\u007f]/.test(u)) return false;
+  try {
+    new URL(u);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Checks a token's signature with the workspace's signer; returns the payload or throws CAIRN_ERR_LINK_INVALID. */
 export function verifyToken(token: string, sign: SignFn): LinkPayload {
   const { body, sig, payload } = peekToken(token);
   const expected = Buffer.from(sign(body), 'utf8');
   const got = Buffer.from(sig, 'utf8');
   if (got.length !== expected.length || !timingSafeEqual(got, expected)) throw new CairnError('CAIRN_ERR_LINK_INVALID', { reason: 'the signature does not match (the link was changed or signed with another secret)' });
-  if (payload.k === 'r' && !/^https?:\/\//i.test(payload.u)) throw new CairnError('CAIRN_ERR_LINK_INVALID', { reason: 'the target is not an http(s) URL' });
+  if (payload.k === 'r' && !isRedirectTarget(payload.u)) throw new CairnError('CAIRN_ERR_LINK_INVALID', { reason: 'the target is not an http(s) URL' });
   return payload;
 }
 
@@ -110,7 +124,7 @@ export function unsubscribeUrl(ctx: Pick<AdapterContext, 'publicUrl' | 'sign'>, 
 
 /** A tracked link to `target` for a message; non-http(s) targets (mailto:, tel:) are returned unchanged. */
 export function trackedUrl(ctx: Pick<AdapterContext, 'publicUrl' | 'sign'>, message: Pick<OutboundMessage, 'id' | 'workspaceId' | 'customerId' | 'channel'>, target: string): string {
-  if (!/^https?:\/\//i.test(target)) return target;
+  if (!isRedirectTarget(target)) return target;
   const token = encodeToken({ k: 'r', w: message.workspaceId, m: message.id, u: target, c: message.customerId, ch: message.channel }, ctx.sign);
   return `${ctx.publicUrl}/v1/r/${token}`;
 }

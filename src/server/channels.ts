@@ -14,6 +14,7 @@ import {
   markInboxRead,
   mergedIds,
   OutboundRefusedError,
+  peekToken,
   recordChannelEvents,
   resolveSettings,
   resolveSuggestion,
@@ -85,12 +86,17 @@ const TokenParams = Type.Object({ token: Type.String({ minLength: 3, maxLength: 
 const CallbackParams = Type.Object({ channel: Type.String({ minLength: 1, maxLength: 64 }) });
 const CallbackQuery = Type.Object({ workspace: Type.String({ minLength: 1, maxLength: 200, description: 'The workspace whose channel this is.' }) }, { additionalProperties: true });
 
-/** Keys may also come as ?writeKey= (EventSource cannot set headers; write keys are public). */
+/**
+ * Keys may also come as ?writeKey= (EventSource cannot set headers; write keys are public). A
+ * secret key in a URL would end up in access logs, so one given that way is refused.
+ */
 async function authenticateAny(rt: Runtime, req: FastifyRequest, scope: Scope): Promise<Principal> {
-  const key = keyFromRequest(req) ?? (req.query as { writeKey?: unknown } | undefined)?.writeKey;
+  const header = keyFromRequest(req);
+  const key = header ?? (req.query as { writeKey?: unknown } | undefined)?.writeKey;
   if (typeof key !== 'string' || key === '') throw new CairnError('CAIRN_ERR_AUTH_MISSING');
   const p = await rt.keys.resolve(key);
   if (!p) throw new CairnError('CAIRN_ERR_AUTH_INVALID');
+  if (header === undefined && p.kind !== 'write') throw new CairnError('CAIRN_ERR_AUTH_SCOPE', { action: 'be sent in the URL (only write keys may; send a secret key as Authorization: Bearer)' });
   if (!p.scopes.has(scope)) throw new CairnError('CAIRN_ERR_AUTH_SCOPE', { action: `use ${scope}` });
   return p;
 }
@@ -262,6 +268,10 @@ export async function channelRoutes(app: FastifyInstance, rt: Runtime, opts: Cha
   const verifyLink = async <K extends LinkPayload['k']>(token: string, kind: K): Promise<Extract<LinkPayload, { k: K }>> => {
     let payload: LinkPayload;
     try {
+      // The workspace must exist before its key is looked up: without CAIRN_LINK_SECRET the key is
+      // created on first use, and an unauthenticated token must not create rows (or cache keys)
+      // for any workspace name it likes.
+      await rt.workspaces.get(peekToken(token).workspace);
       payload = await rt.channels.links.verify(token);
     } catch (err) {
       // A token naming a workspace that does not exist is as invalid as a bad signature.

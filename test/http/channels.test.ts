@@ -249,6 +249,18 @@ channels:
         expect(r.json().code).toBe('CAIRN_ERR_LINK_INVALID');
       }
     });
+
+    it('a token naming an unknown workspace creates no signing key for it (no unauthenticated writes)', async () => {
+      const names = [uid('ghost_a'), uid('ghost_b')];
+      const r1 = await inject('GET', `/v1/r/${encodeToken({ k: 'r', w: names[0] as string, m: 'm1', u: 'https://shop.example/' }, () => 'C'.repeat(43))}`);
+      const r2 = await inject('POST', `/v1/unsubscribe/${encodeToken({ k: 'u', w: names[1] as string, c: 'x', ch: 'email', cls: 'marketing' }, () => 'C'.repeat(43))}`, { headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'List-Unsubscribe=One-Click' });
+      for (const r of [r1, r2]) {
+        expect(r.statusCode, r.body).toBe(400);
+        expect(r.json().code).toBe('CAIRN_ERR_LINK_INVALID');
+      }
+      const rows = await t.rt.store.db.selectFrom('link_secrets').select('workspace_id').where('workspace_id', 'in', names).execute();
+      expect(rows).toEqual([]);
+    });
   });
 
   describe('SMS callbacks (Twilio-style, signed)', () => {
@@ -497,6 +509,10 @@ channels:
       expect(bad.statusCode).toBe(400);
       const browser = await inject('GET', `/v1/profiles/user_id:${user}/suggestions`, { headers: { authorization: basic(t.writeKey) } });
       expect(browser.statusCode).toBe(403);
+      // A secret key in the URL (it would land in access logs) is refused even where it has the scope.
+      const inUrl = await inject('GET', `/v1/profiles/user_id:${user}/suggestions?writeKey=${encodeURIComponent(t.secretKey)}`, {});
+      expect(inUrl.statusCode).toBe(403);
+      expect(inUrl.json().code).toBe('CAIRN_ERR_AUTH_SCOPE');
     });
   });
 });

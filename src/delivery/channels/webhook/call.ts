@@ -2,7 +2,7 @@ import type { Clock } from '../../../core/index.js';
 import type { SendResult } from '../../types.js';
 import { CircuitBreaker } from './breaker.js';
 import { checkUrl, OutboundRefusedError, type OutboundPolicy } from './guard.js';
-import { httpRequest, NetworkError, type HttpRequestOptions, type HttpResponse } from './http.js';
+import { httpRequest, InvalidRequestError, NetworkError, type HttpRequestOptions, type HttpResponse } from './http.js';
 import { backoffDelay, isRetryableStatus, retryDelay, type BackoffOptions } from './retry.js';
 
 /** What an outbound call needs besides the request: the policy, the breaker and time. Shared per process. */
@@ -23,7 +23,7 @@ export interface CallOutcome {
  * One outbound HTTP attempt under the whole policy — address guard, circuit breaker per host,
  * deadline, no redirects — classified into a SendResult: 2xx ok; 408/429/5xx and network failures
  * retryable after Retry-After or the backoff for `attempt`; 3xx and other 4xx final; refused
- * addresses final; an open circuit retryable after its cool-down. Never throws for any of these.
+ * addresses and requests Node cannot build (invalid header characters) final; an open circuit retryable after its cool-down. Never throws for any of these.
  *
  * Used by the webhook channel, the SMS and push providers, and journey webhook steps.
  */
@@ -46,6 +46,11 @@ export async function callOutbound(url: string, request: Omit<HttpRequestOptions
     if (err instanceof OutboundRefusedError) {
       deps.breaker.release(host);
       return { result: refused(err) };
+    }
+    if (err instanceof InvalidRequestError) {
+      // Never left the process: says nothing about the host, and repeating it cannot help.
+      deps.breaker.release(host);
+      return { result: { ok: false, retryable: false, code: 'INVALID_REQUEST', error: `${err.code}: ${err.message}` } };
     }
     deps.breaker.record(host, { networkError: true });
     const code = err instanceof NetworkError ? err.code : 'ENETWORK';

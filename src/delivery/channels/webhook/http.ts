@@ -35,9 +35,25 @@ export class NetworkError extends Error {
 }
 
 /**
+ * A request Node refuses to build (a header name or value with characters HTTP does not allow,
+ * e.g. a rendered header holding `€` or a control character). Never retryable: the same request
+ * fails the same way, and it never reached the host.
+ */
+export class InvalidRequestError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'InvalidRequestError';
+  }
+}
+
+/**
  * One HTTP request through the outbound policy: scheme and literal-address check up front, every
  * resolved address checked at connect time, a deadline over the whole exchange, no redirects.
- * Throws OutboundRefusedError (policy) or NetworkError (transport); any HTTP status resolves.
+ * Throws OutboundRefusedError (policy), InvalidRequestError (a request Node cannot build, e.g. an
+ * invalid header) or NetworkError (transport); any HTTP status resolves.
  */
 export function httpRequest(raw: string, opts: HttpRequestOptions): Promise<HttpResponse> {
   let url: URL;
@@ -61,29 +77,37 @@ export function httpRequest(raw: string, opts: HttpRequestOptions): Promise<Http
       if (err) reject(err);
       else resolve(res as HttpResponse);
     };
-    const req = send(
-      url,
-      {
-        method: opts.method ?? 'POST',
-        headers,
-        // One connection per request: the lookup (and so the address check) runs for every call.
-        agent: false,
-        lookup: guardedLookup(opts.policy, raw) as never,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let kept = 0;
-        res.on('data', (c: Buffer) => {
-          if (kept < maxBytes) {
-            const part = c.subarray(0, maxBytes - kept);
-            chunks.push(part);
-            kept += part.length;
-          }
-        });
-        res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', (e) => finish(new NetworkError(e.message, (e as NodeJS.ErrnoException).code ?? 'ERESPONSE')));
-      },
-    );
+    let req: ReturnType<typeof send>;
+    try {
+      req = send(
+        url,
+        {
+          method: opts.method ?? 'POST',
+          headers,
+          // One connection per request: the lookup (and so the address check) runs for every call.
+          agent: false,
+          lookup: guardedLookup(opts.policy, raw) as never,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let kept = 0;
+          res.on('data', (c: Buffer) => {
+            if (kept < maxBytes) {
+              const part = c.subarray(0, maxBytes - kept);
+              chunks.push(part);
+              kept += part.length;
+            }
+          });
+          res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', (e) => finish(new NetworkError(e.message, (e as NodeJS.ErrnoException).code ?? 'ERESPONSE')));
+        },
+      );
+    } catch (e) {
+      // Thrown synchronously while building the request (ERR_INVALID_CHAR, ERR_INVALID_HTTP_TOKEN …).
+      settled = true;
+      reject(new InvalidRequestError((e as Error).message, (e as NodeJS.ErrnoException).code ?? 'EINVALID'));
+      return;
+    }
     const timer = setTimeout(() => {
       req.destroy();
       finish(new NetworkError(`no complete answer within ${timeoutMs} ms`, 'ETIMEDOUT'));

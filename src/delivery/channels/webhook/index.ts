@@ -5,7 +5,7 @@
  */
 export { WebhookAdapter } from './adapter.js';
 export { callOutbound, type OutboundDeps, type CallOutcome } from './call.js';
-export { httpRequest, NetworkError, type HttpResponse, type HttpRequestOptions } from './http.js';
+export { httpRequest, InvalidRequestError, NetworkError, type HttpResponse, type HttpRequestOptions } from './http.js';
 export { checkUrl, guardedLookup, isBlockedAddress, embeddedIPv4, OutboundRefusedError, DEFAULT_OUTBOUND_POLICY, type OutboundPolicy } from './guard.js';
 export { backoffDelay, parseRetryAfter, retryDelay, isRetryableStatus, MAX_RETRY_AFTER_MS, type BackoffOptions } from './retry.js';
 export { CircuitBreaker, type BreakerOptions, type BreakerState, type BreakerPermit } from './breaker.js';

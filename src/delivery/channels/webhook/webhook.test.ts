@@ -158,6 +158,17 @@ describe('webhook channel against a local receiver', () => {
     expect(rx.seen).toHaveLength(4);
   });
 
+  it('answers a header Node refuses to send (non-Latin-1 or control characters) as final, without touching the breaker', async () => {
+    for (const headers of [{ 'x-plan': 'Premium €' }, { 'x-plan': 'a\u0001b' }, { 'bad header': 'v' }] as Record<string, string>[]) {
+      for (let i = 0; i < 4; i++) {
+        const { result } = await callOutbound(rx.url, { method: 'POST', body: '{}', headers }, 1, deps);
+        expect(result).toMatchObject({ ok: false, retryable: false, code: 'INVALID_REQUEST' });
+      }
+    }
+    expect(rx.seen).toHaveLength(0);
+    expect(deps.breaker.state(CircuitBreaker.keyOf(rx.url))).toBe('closed');
+  });
+
   it('does not count 4xx or 429 towards the breaker', async () => {
     for (let i = 0; i < 5; i++) rx.answers.push((res) => res.writeHead(i % 2 ? 429 : 404).end());
     for (let i = 0; i < 5; i++) await adapter.send(message(), ctx({ url: rx.url, secret: SECRET }));
