@@ -103,3 +103,48 @@ describe('calendar windows', () => {
     expect(new Date(periodStart(at, 'UTC', 'month')).toISOString()).toBe('2026-07-01T00:00:00.000Z');
   });
 });
+
+describe('fallback offer', () => {
+  // The fallback fails its own condition, so the eligibility pass stops before consent: the
+  // fallback must still pass consent (and suppressions) before it is served.
+  const bp = (consentDefault: string): string => `version: 1
+workspace:
+  name: Fallback
+consent:
+  purposes:
+    - name: marketing
+      default: ${consentDefault}
+policies:
+  classes:
+    marketing:
+      consent_purpose: marketing
+placements:
+  - name: slot
+    type: web
+    fallback_offer: fb
+offers:
+  - name: fb
+    placements: [slot]
+    condition: 'traits.ok == false'
+    content:
+      slot: { headline: x }
+`;
+  function decideFallback(model: WorkspaceModel): { names: string[]; outcome: string; reasons: Record<string, string> } {
+    const placement = model.placements.get('slot') ?? null;
+    const row: ProfileRow = { id: 'c1', createdAt: NOW, updatedAt: NOW, mergedInto: null, traits: { ok: { v: true, ts: NOW, src: 'test' } }, computed: {}, firstSeen: NOW, lastSeen: NOW, identities: new Set() };
+    const input = buildEvalInput(model, row, { now: NOW, segments: new Set(), stage: null, consent: [] });
+    const subject: Subject = { customerId: 'c1', stages: new Set(), input, excludedItems: new Map() };
+    const ctx: DecideContext = { model, placement, channel: null, slot: 'slot', now: NOW, explain: false, propensity: NO_PROPENSITY };
+    const evaluated = candidatesFor(planOf(model), placement, null).map((o) => evaluateOffer(o, subject, ctx));
+    const out = arbitrate(evaluated, subject, ctx, new CapCounts());
+    return { names: out.selected.map((s) => s.offer.name), outcome: out.outcome, reasons: out.reasons };
+  }
+
+  it('is not served without consent, even when its condition failed first', () => {
+    const denied = decideFallback(resolveModel(parseBlueprint(bp('denied'), 'fb.yaml').blueprint));
+    expect(denied.names).toEqual([]);
+    expect(denied.outcome).toBe('NO_ACTION');
+    const granted = decideFallback(resolveModel(parseBlueprint(bp('granted'), 'fb.yaml').blueprint));
+    expect(granted.names).toEqual(['fb']);
+  });
+});

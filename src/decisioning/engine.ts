@@ -273,7 +273,13 @@ export function arbitrate(evaluated: readonly Evaluated[], subject: Subject, ctx
   if (selected.length === 0 && ctx.placement?.fallbackOffer !== undefined) {
     const fb = ctx.placement.fallbackOffer;
     const offer = model.offers.find((o) => o.name === fb);
-    const blocked = evaluated.find((e) => e.offer.name === fb && (e.removed === 'NO_CONSENT' || e.removed === 'SUPPRESSED' || outcomes.get(e) === 'CAP_REACHED'));
+    const own = evaluated.find((e) => e.offer.name === fb);
+    let blocked = own !== undefined && (own.removed === 'NO_CONSENT' || own.removed === 'SUPPRESSED' || outcomes.get(own) === 'CAP_REACHED');
+    // Removed by dates, stage or condition (or not a candidate at all): the pass stopped before
+    // consent and suppressions, which still apply to the default. Run them without the steps it skips.
+    if (!blocked && offer !== undefined && (own === undefined || own.removed === 'NOT_ELIGIBLE')) {
+      blocked = evaluateOffer({ ...offer, validFrom: undefined, validUntil: undefined, stages: null, condition: null, contextWeights: [] }, subject, { ...ctx, explain: false }).removed !== null;
+    }
     // A fallback that was not a candidate, or was not eligible, still obeys its caps.
     const capped = offer !== undefined && !blocked && offer.caps.some((cap) => counts.count(offer, cap, ctx.slot, subject.customerId, ctx.now, zone, model.timezone) >= cap.limit);
     if (offer && !blocked && !capped) {

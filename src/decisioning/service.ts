@@ -349,8 +349,14 @@ async function loadCounts(db: Db | Trx, ws: Workspace, list: readonly Pick<Pendi
   let minBucket = Infinity;
   for (const p of list) {
     const zone = customerZone(p.subject.input.traits.timezone, ws.model.timezone);
-    for (const e of p.evaluated) {
-      if (e.removed !== null && e.offer.name !== p.ctx.placement?.fallbackOffer) continue;
+    const fb = p.ctx.placement?.fallbackOffer;
+    const offers = p.evaluated.filter((e) => e.removed === null || e.offer.name === fb).map((e) => e.offer);
+    // The fallback may not be a candidate (a placement + channel request it does not list): arbitrate
+    // still serves it under its caps, so they are read too.
+    const fbOffer = fb === undefined ? undefined : ws.model.offers.find((o) => o.name === fb);
+    if (fbOffer && !offers.includes(fbOffer)) offers.push(fbOffer);
+    for (const offer of offers) {
+      const e = { offer };
       for (const cap of e.offer.caps) {
         if (cap.per === 'total') {
           totalOffers.add(e.offer.name);

@@ -105,6 +105,11 @@ export class SubjectCache {
   private readonly entries = new Map<string, { state: SubjectState; at: number }>();
   /** workspace + customer id or identity → the cache keys that depend on it. */
   private readonly deps = new Map<string, Set<string>>();
+  /**
+   * Bumped by every invalidation. A load that overlapped one (a commit landed between its queries,
+   * or after it read and before it stored) may hold pre-commit data, so it is returned but not kept.
+   */
+  private epoch = 0;
 
   constructor(
     readonly ttlMs: number,
@@ -116,7 +121,9 @@ export class SubjectCache {
     const key = `${workspaceId}\u0001${refs.map(refKey).join('\u0001')}`;
     const hit = this.entries.get(key);
     if (hit && now - hit.at < this.ttlMs && now >= hit.at) return hit.state;
+    const epoch = this.epoch;
     const state = await loadState(db, workspaceId, model, plan, refs);
+    if (epoch !== this.epoch) return state;
     if (this.entries.size >= this.max) this.clear();
     this.entries.set(key, { state, at: now });
     for (const r of refs) this.depend(`${workspaceId}\u0001${refKey(r)}`, key);
@@ -126,6 +133,8 @@ export class SubjectCache {
 
   /** Drops what depends on these customers or identities. */
   invalidate(workspaceId: string, customerIds: Iterable<string>, identities: Iterable<{ kind: string; value: string }>): void {
+    // Before the early return: a load in flight has not stored its entry yet.
+    this.epoch++;
     if (this.entries.size === 0) return;
     const drop = (dep: string): void => {
       const keys = this.deps.get(dep);

@@ -34,6 +34,9 @@ export interface Principal {
 
 const PREFIX: Record<KeyKind, string> = { write: 'cw', secret: 'cs' };
 
+/** Longest string KeyResolver caches (a key is `cw_`/`cs_` + 32 characters). */
+export const MAX_CACHED_KEY_CHARS = 128;
+
 export async function createKey(db: Db, clock: Clock, workspaceId: string, kind: KeyKind, name: string, scopes?: Scope[]): Promise<{ key: string; info: ApiKeyInfo }> {
   const key = token(PREFIX[kind]);
   const granted: Scope[] = kind === 'write' ? [...WRITE_KEY_SCOPES] : scopes && scopes.length > 0 ? scopes : [...SCOPES];
@@ -105,6 +108,10 @@ export class KeyResolver {
     const row = await this.db.selectFrom('api_keys').selectAll().where('key_hash', '=', hash).executeTakeFirst();
     const p: Principal | null =
       row && row.revoked_at === null ? { workspaceId: row.workspace_id, keyId: row.id, name: row.name, kind: row.kind, scopes: new Set(row.scopes.split(' ').filter(Boolean) as Scope[]) } : null;
+    // Keys are ~35 characters. Anything sent as one is looked up, but only key-sized strings are
+    // kept: caching raw strings of any length let unauthenticated requests fill memory (10,000
+    // entries × a header or body-sized writeKey).
+    if (key.length > MAX_CACHED_KEY_CHARS) return p;
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(key, { p, at: now });
     return p;
