@@ -385,6 +385,25 @@ describe.each(ENGINES)('the time sweep on $name', (engine) => {
     expect(await sweepWorkspace(t.store, ws, RECENT, clock, { batchSize: 1 })).toMatchObject({ evaluated: 2, exited: 2 });
   });
 
+  it('a workspace whose sweep fails is logged and skipped; the others are still swept', async () => {
+    const bad = `ws_a${uuidv7().slice(-11)}`;
+    const good = `ws_b${uuidv7().slice(-11)}`;
+    await ingest(bad, RECENT, [order(RECENT, 'x', 'm1', NOW)], NOW);
+    await ingest(good, RECENT, [order(RECENT, 'y', 'm1', NOW)], NOW);
+    const clock = new VirtualClock(NOW + 31 * DAY);
+    const lines: { msg: string; workspaceId?: string }[] = [];
+    const log = { info: (obj: object, msg: string) => lines.push({ ...obj, msg }), error: (obj: object, msg: string) => lines.push({ ...obj, msg }) };
+    // A model that cannot be evaluated stands for any failure inside one workspace's sweep.
+    const broken = { ...RECENT, segments: null } as unknown as WorkspaceModel;
+    const s = new SegmentSweeper({ store: t.store, clock, log, model: async (id) => (id === bad ? broken : id === good ? RECENT : undefined) });
+    const r = await s.runOnce();
+    expect(lines.some((l) => l.msg === 'segment sweep of a workspace failed' && l.workspaceId === bad)).toBe(true);
+    expect(r.exited).toBeGreaterThanOrEqual(1);
+    const y = (await findCustomerId(t.store.db, good, { kind: 'user_id', value: 'y' })) as string;
+    expect((await getSegmentMemberships(t.store.db, good, y)).map((m) => m.segment)).not.toContain('recent_buyers');
+    expect(await dueRows(bad)).toHaveLength(1);
+  });
+
   it('after sweeping at any time T, memberships and stages equal a recompute at T (property)', async () => {
     const users = ['a', 'b', 'c'];
     const zones = ['America/New_York', 'Asia/Kolkata', 'Europe/Berlin'];

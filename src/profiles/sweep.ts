@@ -171,7 +171,15 @@ export class SegmentSweeper {
       after = next.workspace_id;
       const model = await this.deps.model(after);
       if (model === undefined) continue;
-      const r = await sweepWorkspace(store, after, model, clock, this.options, () => this.#runner.closing);
+      let r: SweepResult;
+      try {
+        r = await sweepWorkspace(store, after, model, clock, this.options, () => this.#runner.closing);
+      } catch (err) {
+        // One workspace that fails (a bad blueprint version, a storage error) must not stop the
+        // sweep of the others; it is tried again on the next run.
+        log.error({ err, workspaceId: after }, 'segment sweep of a workspace failed');
+        continue;
+      }
       if (this.#runner.closing) break;
       total.workspaces += r.workspaces;
       total.evaluated += r.evaluated;

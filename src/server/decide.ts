@@ -14,7 +14,7 @@ export const DecideBody = Type.Object(
   {
     userId: Type.Optional(Id),
     anonymousId: Type.Optional(Id),
-    identity: Type.Optional(Type.String({ minLength: 3, maxLength: 1024, description: 'An identity as kind:value (email:ana@example.com); tried before userId and anonymousId.' })),
+    identity: Type.Optional(Type.String({ minLength: 3, maxLength: 1024, description: 'An identity as kind:value (email:ana@example.com); tried before userId and anonymousId. Needs a secret key with profiles:read (a public key decides by userId or anonymousId).' })),
     placement: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'A placement of the blueprint.' })),
     channel: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'A channel of the blueprint (alone: offers listing the channel; with a placement: the channel consent is checked on).' })),
     context: Type.Optional(Type.Record(Type.String({ maxLength: 200 }), Type.Unknown(), { maxProperties: 100, description: 'Request context, read by conditions as context.KEY (device, location, campaign, product_id…).' })),
@@ -54,6 +54,10 @@ export async function decideRoutes(app: FastifyInstance, rt: Runtime): Promise<v
     const p = await authenticate(req, rt.keys, 'decide');
     const body = req.body as Static<typeof DecideBody>;
     if (body.explain === true && !p.scopes.has('profiles:read')) throw new CairnError('CAIRN_ERR_AUTH_SCOPE', { action: 'see explanations (they show profile values); use a secret key with profiles:read' });
+    // A browser knows its own userId and anonymousId, as a Segment client does. Deciding by any
+    // other identity (an email, a profile id) with a public key would let anyone who has the key
+    // test whether an address is a customer and read what the content shows of them.
+    if (body.identity !== undefined && !p.scopes.has('profiles:read')) throw new CairnError('CAIRN_ERR_AUTH_SCOPE', { action: 'decide by identity (a public key decides by userId or anonymousId); use a secret key with profiles:read' });
     const ws = await rt.workspaces.get(p.workspaceId);
     const r = await service.decide(ws, body);
     // A public key never learns the profile id behind an identity.

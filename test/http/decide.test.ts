@@ -332,6 +332,11 @@ describe.each(ENGINES)('decide API on $name', (engine) => {
     const ex = await post('/v1/decide', { userId: user, placement: 'home_hero', explain: true }, basic(t.writeKey));
     expect(ex.statusCode).toBe(403);
     expect(ex.json().code).toBe('CAIRN_ERR_AUTH_SCOPE');
+    // Nor by another identity: a public key must not probe emails or read what content shows of them.
+    const byEmail = await post('/v1/decide', { identity: `user_id:${user}`, placement: 'home_hero' }, basic(t.writeKey));
+    expect(byEmail.statusCode).toBe(403);
+    expect(byEmail.json().code).toBe('CAIRN_ERR_AUTH_SCOPE');
+    expect(names(await decide({ identity: `user_id:${user}`, placement: 'home_hero' }))).toEqual(['plus_offer']);
     for (const path of [`/v1/profiles/user_id:${user}`, `/v1/profiles/user_id:${user}/decisions`, `/v1/decisions/${d.decisionId}`]) {
       const r = await get(path, t.writeKey);
       expect(r.statusCode, path).toBe(403);
