@@ -39,6 +39,12 @@ export async function serve(rt: Runtime, out: (line: string) => void = (l) => pr
     out(`    curl -u ${demo.writeKey}: ${url}/v1/track -H 'content-type: application/json' \\`);
     out(`      -d '{"userId":"u1001","event":"Product Viewed","properties":{"category":"shoes"}}'`);
     out(`    curl -H 'authorization: Bearer ${demo.secretKey}' ${url}/v1/profiles/user_id:u1001`);
+    // The decide example needs the demo shop's placement; a custom CAIRN_BLUEPRINT may not have it.
+    const placement = [...(await rt.workspaces.get(demo.workspace)).model.placements.keys()][0];
+    if (placement !== undefined) {
+      out(`    curl -u ${demo.writeKey}: ${url}/v1/decide -H 'content-type: application/json' \\`);
+      out(`      -d '{"userId":"u1001","placement":"${placement}"}'`);
+    }
   }
   out('');
 
