@@ -34,6 +34,7 @@ describe('loadConfig defaults', () => {
     demoCustomers: 200,
     ingestMaxBatch: 5000,
     ingestWriter: 'auto',
+    decideCommitDelayMs: 1,
     sqliteSynchronous: 'FULL',
     shutdownTimeoutMs: 10_000,
     sweepIntervalMs: 10_000,
@@ -105,6 +106,7 @@ describe('loadConfig normalization', () => {
       CAIRN_SHUTDOWN_TIMEOUT: '1.5s',
       CAIRN_SWEEP_INTERVAL: '2m',
       CAIRN_INGEST_WRITER: 'inline',
+      CAIRN_DECIDE_COMMIT_DELAY: 'off',
     });
     expect(c).toEqual({
       databaseUrl: 'postgres://postgres@127.0.0.1:5432/cairn',
@@ -117,6 +119,7 @@ describe('loadConfig normalization', () => {
       demoCustomers: 0,
       ingestMaxBatch: 100_000,
       ingestWriter: 'inline',
+      decideCommitDelayMs: 0,
       sqliteSynchronous: 'NORMAL',
       shutdownTimeoutMs: 1500,
       sweepIntervalMs: 2 * 60_000,

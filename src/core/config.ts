@@ -24,6 +24,8 @@ export interface Config {
    * machine with 4 or more cores; inline otherwise, and always for PostgreSQL and :memory:).
    */
   readonly ingestWriter: 'auto' | 'thread' | 'inline';
+  /** How long (ms) a decide group commit waits for more decisions to join it; 0 = the next event-loop turn. */
+  readonly decideCommitDelayMs: number;
   /** SQLite `synchronous` pragma: FULL survives power loss, NORMAL survives process crashes. */
   readonly sqliteSynchronous: 'FULL' | 'NORMAL';
   /** How long shutdown waits for in-flight requests (ms). */
@@ -79,6 +81,7 @@ export const CONFIG_VARIABLES: Record<string, string> = {
   CAIRN_DEMO_CUSTOMERS: 'how many demo customers to generate on first start; default 200',
   CAIRN_INGEST_MAX_BATCH: 'most events applied in one group commit; default 5000',
   CAIRN_INGEST_WRITER: 'where group commits run: auto (default), a writer thread for a SQLite file on a machine with 4 or more cores, else inline; thread (a writer thread for a SQLite file); or inline (the request thread)',
+  CAIRN_DECIDE_COMMIT_DELAY: 'how long a decide group commit waits for concurrent decisions to join it, e.g. 1ms (default); 0 or off commits at the next turn of the event loop',
   CAIRN_SQLITE_SYNCHRONOUS: 'FULL (default, survives power loss) or NORMAL (survives process crashes)',
   CAIRN_SHUTDOWN_TIMEOUT: 'how long shutdown drains in-flight requests, e.g. 10s (default)',
   CAIRN_PUBLIC_URL: 'public base URL of this Cairn for links in messages and provider callbacks, e.g. https://cx.example.com; default http://127.0.0.1:8080 (built from HOST and PORT)',
@@ -152,6 +155,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     demoCustomers: int('CAIRN_DEMO_CUSTOMERS', 200, 0, 1_000_000),
     ingestMaxBatch: int('CAIRN_INGEST_MAX_BATCH', 5000, 1, 100_000),
     ingestWriter: oneOf('CAIRN_INGEST_WRITER', ['auto', 'thread', 'inline'] as const, 'auto'),
+    decideCommitDelayMs: /^\s*(0|off)\s*$/i.test(env.CAIRN_DECIDE_COMMIT_DELAY ?? '') ? 0 : duration('CAIRN_DECIDE_COMMIT_DELAY', 1),
     sqliteSynchronous: oneOf('CAIRN_SQLITE_SYNCHRONOUS', ['FULL', 'NORMAL'] as const, 'FULL'),
     shutdownTimeoutMs: duration('CAIRN_SHUTDOWN_TIMEOUT', 10_000),
     sweepIntervalMs: /^\s*(0|off)\s*$/i.test(env.CAIRN_SWEEP_INTERVAL ?? '') ? 0 : duration('CAIRN_SWEEP_INTERVAL', 10_000),

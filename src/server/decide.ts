@@ -42,7 +42,7 @@ const DecisionsQuery = Type.Object({
  * by id. The DecisionService lives with this plugin: created here, closed when the server closes.
  */
 export async function decideRoutes(app: FastifyInstance, rt: Runtime): Promise<void> {
-  const service = new DecisionService(rt.store, rt.clock, rt.log.child({ component: 'decide' }));
+  const service = new DecisionService(rt.store, rt.clock, rt.log.child({ component: 'decide' }), { commitDelayMs: rt.config.decideCommitDelayMs });
   const off = rt.pipeline.events.on('ingest:committed', ({ workspaceId, unit }) => service.onIngestCommitted(workspaceId, () => rt.workspaces.get(workspaceId), unit));
   services.set(rt, service);
   app.addHook('onClose', async () => {
