@@ -107,7 +107,7 @@ describe('calendar windows', () => {
 describe('fallback offer', () => {
   // The fallback fails its own condition, so the eligibility pass stops before consent: the
   // fallback must still pass consent (and suppressions) before it is served.
-  const bp = (consentDefault: string): string => `version: 1
+  const bp = (consentDefault: string, dates = ''): string => `version: 1
 workspace:
   name: Fallback
 consent:
@@ -126,7 +126,7 @@ offers:
   - name: fb
     placements: [slot]
     condition: 'traits.ok == false'
-    content:
+${dates}    content:
       slot: { headline: x }
 `;
   function decideFallback(model: WorkspaceModel): { names: string[]; outcome: string; reasons: Record<string, string> } {
@@ -146,5 +146,13 @@ offers:
     expect(denied.outcome).toBe('NO_ACTION');
     const granted = decideFallback(resolveModel(parseBlueprint(bp('granted'), 'fb.yaml').blueprint));
     expect(granted.names).toEqual(['fb']);
+  });
+
+  it('is not served outside its valid dates', () => {
+    const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+    const expired = decideFallback(resolveModel(parseBlueprint(bp('granted', `    valid_until: "${day(NOW - 10 * 86_400_000)}"\n`), 'fb.yaml').blueprint));
+    expect(expired.names).toEqual([]);
+    const current = decideFallback(resolveModel(parseBlueprint(bp('granted', `    valid_until: "${day(NOW + 10 * 86_400_000)}"\n`), 'fb.yaml').blueprint));
+    expect(current.names).toEqual(['fb']);
   });
 });

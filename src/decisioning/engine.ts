@@ -275,10 +275,11 @@ export function arbitrate(evaluated: readonly Evaluated[], subject: Subject, ctx
     const offer = model.offers.find((o) => o.name === fb);
     const own = evaluated.find((e) => e.offer.name === fb);
     let blocked = own !== undefined && (own.removed === 'NO_CONSENT' || own.removed === 'SUPPRESSED' || outcomes.get(own) === 'CAP_REACHED');
-    // Removed by dates, stage or condition (or not a candidate at all): the pass stopped before
-    // consent and suppressions, which still apply to the default. Run them without the steps it skips.
+    // Removed by stage or condition (or not a candidate at all): the pass stopped before consent and
+    // suppressions, which still apply to the default. Run them without the steps a fallback skips —
+    // but not its dates: an offer past valid_until (or before valid_from) is not shown as a default either.
     if (!blocked && offer !== undefined && (own === undefined || own.removed === 'NOT_ELIGIBLE')) {
-      blocked = evaluateOffer({ ...offer, validFrom: undefined, validUntil: undefined, stages: null, condition: null, contextWeights: [] }, subject, { ...ctx, explain: false }).removed !== null;
+      blocked = evaluateOffer({ ...offer, stages: null, condition: null, contextWeights: [] }, subject, { ...ctx, explain: false }).removed !== null;
     }
     // A fallback that was not a candidate, or was not eligible, still obeys its caps.
     const capped = offer !== undefined && !blocked && offer.caps.some((cap) => counts.count(offer, cap, ctx.slot, subject.customerId, ctx.now, zone, model.timezone) >= cap.limit);

@@ -118,7 +118,9 @@ export class SubjectCache {
 
   async load(db: Db, workspaceId: string, model: WorkspaceModel, plan: DecisionPlan, refs: readonly SubjectRef[], now: number): Promise<SubjectState> {
     if (this.ttlMs <= 0) return loadState(db, workspaceId, model, plan, refs);
-    const key = `${workspaceId}\u0001${refs.map(refKey).join('\u0001')}`;
+    // What is loaded depends on the blueprint (identities only when a condition calls reachable()),
+    // so the entry is keyed by that too: a blueprint change never serves an entry loaded without them.
+    const key = `${workspaceId}\u0001${plan.needsIdentities ? 'i' : '-'}\u0001${refs.map(refKey).join('\u0001')}`;
     const hit = this.entries.get(key);
     if (hit && now - hit.at < this.ttlMs && now >= hit.at) return hit.state;
     const epoch = this.epoch;
