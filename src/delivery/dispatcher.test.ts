@@ -181,6 +181,31 @@ describe.each(ENGINES)('delivery on $name', (engine) => {
     expect(new Set(keys).size).toBe(24);
   });
 
+  it('an answer that comes after another attempt took the row over records and announces nothing', async () => {
+    await p.identify('late', { email: 'late@example.com' });
+    await p.enqueue('late', [{ key: 'late-1', messageClass: 'service' }]);
+    const rt = p.t.rt;
+    const sent: string[] = [];
+    const off = rt.delivery.dispatcher.events.on('message:sent', (e) => sent.push(e.key));
+    // While the provider call is out, the lease runs out and another attempt claims the row.
+    rt.delivery.registry.register({
+      ...p.adapter,
+      name: 'test',
+      send: async (m, ctx) => {
+        await rt.store.db.updateTable('messages').set({ attempts: m.attempt + 1 }).where('workspace_id', '=', m.workspaceId).where('id', '=', m.id).execute();
+        return p.adapter.send(m, ctx);
+      },
+    });
+    try {
+      await rt.delivery.dispatcher.runOnce();
+    } finally {
+      rt.delivery.registry.register(p.adapter);
+      off();
+    }
+    expect(sent).not.toContain('late-1');
+    expect(await ledger('late-1')).toMatchObject({ status: 'sending', attempts: 2 });
+  });
+
   it('lists the message log newest first, paged and filtered, with 4xx answers for bad input', async () => {
     const all = await p.messages('dan');
     expect(all.map((m) => m.key)).toEqual(['fourth', 'third', 'rejected', 'giveup']);

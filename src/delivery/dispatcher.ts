@@ -326,10 +326,14 @@ export class Dispatcher {
     const guard = store.db.updateTable('messages').where('workspace_id', '=', r.workspace_id).where('id', '=', r.id).where('status', '=', 'sending').where('attempts', '=', attempt);
     const base = { workspaceId: r.workspace_id, messageId: r.id, key: r.key, customerId: r.customer_id, channel, attempt };
     const downKey = `${r.workspace_id}\u0000${channel}`;
+    // The guarded update matches nothing when this answer came after the lease ran out and another
+    // attempt took the row over: that attempt records (and announces) the outcome, not this one.
+    const applied = async (q: Promise<{ numUpdatedRows: bigint }>): Promise<boolean> => (await q).numUpdatedRows > 0n;
     if (result.ok) {
       this.#failuresInARow.delete(downKey);
-      await guard.set({ status: 'sent', sent_at: now, due_at: null, provider_message_id: result.providerMessageId ?? null, last_error: null }).execute();
-      this.events.emit('message:sent', { ...base, providerMessageId: result.providerMessageId });
+      if (await applied(guard.set({ status: 'sent', sent_at: now, due_at: null, provider_message_id: result.providerMessageId ?? null, last_error: null }).executeTakeFirst())) {
+        this.events.emit('message:sent', { ...base, providerMessageId: result.providerMessageId });
+      }
       return;
     }
     const error = `${result.code}: ${result.error}`;
@@ -337,12 +341,11 @@ export class Dispatcher {
     if (result.retryable && attempt < this.#opts.maxAttempts) {
       const delay = result.retryAfterMs !== undefined && result.retryAfterMs >= 0 ? result.retryAfterMs : Math.min(this.#opts.maxBackoffMs, this.#opts.backoffMs * 2 ** (attempt - 1));
       const dueAt = now + delay;
-      await guard.set({ status: 'queued', due_at: dueAt, last_error: error }).execute();
-      this.events.emit('message:retry', { ...base, dueAt, code: result.code, error: result.error });
+      if (await applied(guard.set({ status: 'queued', due_at: dueAt, last_error: error }).executeTakeFirst())) this.events.emit('message:retry', { ...base, dueAt, code: result.code, error: result.error });
       return;
     }
     const why = result.retryable ? `gave up after ${attempt} attempts; last: ${error}` : `rejected on attempt ${attempt}: ${error}`;
-    await guard.set({ status: 'failed', reason: result.code === 'CHANNEL_UNAVAILABLE' ? 'CHANNEL_UNAVAILABLE' : 'PROVIDER_REJECTED', detail: why, due_at: null, last_error: error }).execute();
+    if (!(await applied(guard.set({ status: 'failed', reason: result.code === 'CHANNEL_UNAVAILABLE' ? 'CHANNEL_UNAVAILABLE' : 'PROVIDER_REJECTED', detail: why, due_at: null, last_error: error }).executeTakeFirst()))) return;
     log.warn({ workspaceId: r.workspace_id, messageId: r.id, channel, attempt, code: result.code }, 'message failed');
     this.events.emit('message:failed', { ...base, code: result.code, error: result.error });
   }
