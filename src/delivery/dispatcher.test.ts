@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECOND } from '../core/index.js';
 import { ENGINES } from '../../test/helpers/stores.js';
 import { startPolicyApp, type PolicyApp } from '../../test/scenarios/policy-harness.js';
-import { Dispatcher, getMessageByKey, recordDeliveryEvents } from './index.js';
+import { Dispatcher, getMessageByKey, recordChannelEvents, recordDeliveryEvents } from './index.js';
 
 /**
  * The ledger, the outbox and the dispatcher on both engines: idempotent enqueue, rendering and
@@ -125,6 +125,23 @@ describe.each(ENGINES)('delivery on $name', (engine) => {
     expect(await ledger('j:1:promo')).toMatchObject({ openedAt: new Date(at).toISOString(), clickedAt: new Date(at).toISOString() });
     expect(await recordDeliveryEvents(p.t.rt.store.db, p.t.workspaceId, [{ type: 'delivered', providerMessageId: `test-${row.id}`, at }])).toBe(1);
     expect((await ledger('j:1:promo')).deliveredAt).toBe(new Date(at).toISOString());
+  });
+
+  it('a provider callback only speaks for messages of its own channel', async () => {
+    await p.identify('cross', { email: 'cross@example.com' });
+    await p.enqueue('cross', [{ key: 'cross-1', messageClass: 'service' }]);
+    await p.t.rt.delivery.dispatcher.runOnce();
+    const row = await ledger('cross-1');
+    expect(row.channel).toBe('email');
+    const at = p.clock.now();
+    const db = p.t.rt.store.db;
+    // A receiver authenticated for another channel names this email message: nothing changes.
+    const other = await recordChannelEvents(db, p.clock, p.t.workspaceId, 'sms', [{ type: 'opened', messageId: row.id, at }], [], { fromProvider: true });
+    expect(other[0]?.customerId).toBeNull();
+    expect((await ledger('cross-1')).openedAt).toBeNull();
+    // The email channel's own callback does.
+    await recordChannelEvents(db, p.clock, p.t.workspaceId, 'email', [{ type: 'opened', messageId: row.id, at }], [], { fromProvider: true });
+    expect((await ledger('cross-1')).openedAt).toBe(new Date(at).toISOString());
   });
 
   it('re-gates deferred messages when due: consent withdrawn meanwhile drops them; a deferral past max_deferral expires', async () => {

@@ -282,10 +282,10 @@ export async function getMessageByKey(db: Executor, workspaceId: string, key: st
  * Applies normalized provider feedback to ledger rows, matched by outbox id or provider id:
  * delivered → delivered_at; opened / clicked → opened_at / clicked_at (first time only; a click
  * implies an open); bounced / complained / failed → feedback. Consent changes (unsubscribed,
- * resubscribed) and inbound messages are not ledger matters and are ignored here. Returns how many
- * events matched a message.
+ * resubscribed) and inbound messages are not ledger matters and are ignored here. With `channel`,
+ * only messages sent on that channel match (a provider callback). Returns how many events matched.
  */
-export async function recordDeliveryEvents(db: Db, workspaceId: string, events: readonly DeliveryEvent[]): Promise<number> {
+export async function recordDeliveryEvents(db: Db, workspaceId: string, events: readonly DeliveryEvent[], opts: { channel?: string } = {}): Promise<number> {
   let matched = 0;
   for (const e of events) {
     const set: Partial<Record<'delivered_at' | 'opened_at' | 'clicked_at', number>> & { feedback?: string } = {};
@@ -310,18 +310,17 @@ export async function recordDeliveryEvents(db: Db, workspaceId: string, events: 
     if (e.messageId === undefined && e.providerMessageId === undefined) continue;
     let q = db.updateTable('messages').where('workspace_id', '=', workspaceId);
     q = e.messageId !== undefined ? q.where('id', '=', e.messageId) : q.where('provider_message_id', '=', e.providerMessageId as string);
+    // A provider's callback speaks for its own channel's messages only.
+    if (opts.channel !== undefined) q = q.where('channel', '=', opts.channel);
     // First time only: a later duplicate callback does not move the time.
     const col = Object.keys(set).find((k) => k !== 'feedback') as 'delivered_at' | 'opened_at' | 'clicked_at' | undefined;
     const values: Record<string, unknown> = { ...set };
     if (col !== undefined) q = q.where(col, 'is', null);
     if (e.type === 'clicked') {
-      const r = await (e.messageId !== undefined
-        ? db.updateTable('messages').set({ opened_at: e.at }).where('workspace_id', '=', workspaceId).where('id', '=', e.messageId)
-        : db.updateTable('messages').set({ opened_at: e.at }).where('workspace_id', '=', workspaceId).where('provider_message_id', '=', e.providerMessageId as string)
-      )
-        .where('opened_at', 'is', null)
-        .executeTakeFirst();
-      void r;
+      let open = db.updateTable('messages').set({ opened_at: e.at }).where('workspace_id', '=', workspaceId);
+      open = e.messageId !== undefined ? open.where('id', '=', e.messageId) : open.where('provider_message_id', '=', e.providerMessageId as string);
+      if (opts.channel !== undefined) open = open.where('channel', '=', opts.channel);
+      await open.where('opened_at', 'is', null).executeTakeFirst();
     }
     const res = await q.set(values).executeTakeFirst();
     if (Number(res.numUpdatedRows) > 0) matched++;

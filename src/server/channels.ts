@@ -205,7 +205,7 @@ export async function channelRoutes(app: FastifyInstance, rt: Runtime, opts: Cha
         const events = adapter.parseCallback({ headers: req.headers, body: body.parsed, rawBody: body.raw, query: { ...query, channel }, url: `${rt.config.publicUrl}${req.url}` }, await adapterContext(ws, ch));
         const customers: (string | undefined)[] = [];
         for (const e of events) customers.push(e.address ? await customerOfAddress(ws, e.address) : undefined);
-        await recordChannelEvents(db, rt.clock, ws.id, channel, events, customers);
+        await recordChannelEvents(db, rt.clock, ws.id, channel, events, customers, { fromProvider: true });
         // Inbound opt-out and opt-in keywords change consent on this channel.
         for (const [i, e] of events.entries()) {
           const customerId = customers[i];

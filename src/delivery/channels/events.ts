@@ -21,8 +21,9 @@ export interface StoredDeliveryEvent {
 }
 
 /** The customer a message was sent to, from the ledger; undefined when the id is unknown. */
-export async function customerOfMessage(db: Db, workspaceId: string, ref: { messageId?: string; providerMessageId?: string }): Promise<{ id: string; customerId: string } | undefined> {
+export async function customerOfMessage(db: Db, workspaceId: string, ref: { messageId?: string; providerMessageId?: string; channel?: string }): Promise<{ id: string; customerId: string } | undefined> {
   let q = db.selectFrom('messages').select(['id', 'customer_id']).where('workspace_id', '=', workspaceId);
+  if (ref.channel !== undefined) q = q.where('channel', '=', ref.channel);
   if (ref.messageId !== undefined) q = q.where('id', '=', ref.messageId);
   else if (ref.providerMessageId !== undefined) q = q.where('provider_message_id', '=', ref.providerMessageId);
   else return undefined;
@@ -35,14 +36,17 @@ export async function customerOfMessage(db: Db, workspaceId: string, ref: { mess
  * `events[i]` when the caller resolved it (an address, a signed link); otherwise it is looked up
  * from the message. Returns the stored events.
  */
-export async function recordChannelEvents(db: Db, clock: Clock, workspaceId: string, channel: string, events: readonly DeliveryEvent[], customerIds: readonly (string | undefined)[] = []): Promise<StoredDeliveryEvent[]> {
+export async function recordChannelEvents(db: Db, clock: Clock, workspaceId: string, channel: string, events: readonly DeliveryEvent[], customerIds: readonly (string | undefined)[] = [], opts: { fromProvider?: boolean } = {}): Promise<StoredDeliveryEvent[]> {
+  // A provider's callback is authenticated for one channel: it may only speak of that channel's
+  // messages. Cairn's own signed links and inbox reads name their message themselves.
+  const scope = opts.fromProvider === true ? { channel } : {};
   const stored: StoredDeliveryEvent[] = [];
   const now = clock.now();
   for (const [i, e] of events.entries()) {
     let messageId = e.messageId ?? null;
     let customerId = customerIds[i];
     if (customerId === undefined || messageId === null) {
-      const m = await customerOfMessage(db, workspaceId, { ...(e.messageId !== undefined ? { messageId: e.messageId } : {}), ...(e.providerMessageId !== undefined ? { providerMessageId: e.providerMessageId } : {}) });
+      const m = await customerOfMessage(db, workspaceId, { ...scope, ...(e.messageId !== undefined ? { messageId: e.messageId } : {}), ...(e.providerMessageId !== undefined ? { providerMessageId: e.providerMessageId } : {}) });
       customerId ??= m?.customerId;
       messageId ??= m?.id ?? null;
     }
@@ -62,7 +66,7 @@ export async function recordChannelEvents(db: Db, clock: Clock, workspaceId: str
     await db.insertInto('delivery_events').values(row).execute();
     stored.push({ id: row.id, type: e.type, channel, messageId, providerMessageId: row.provider_message_id, customerId: row.customer_id, at: new Date(e.at).toISOString(), detail });
   }
-  await recordDeliveryEvents(db, workspaceId, events.map((e, i) => (e.messageId === undefined && stored[i]?.messageId ? { ...e, messageId: stored[i]?.messageId as string } : e)));
+  await recordDeliveryEvents(db, workspaceId, events.map((e, i) => (e.messageId === undefined && stored[i]?.messageId ? { ...e, messageId: stored[i]?.messageId as string } : e)), scope);
   return stored;
 }
 
