@@ -101,6 +101,7 @@ export const ERRORS = {
 
   // Server state
   CAIRN_ERR_SHUTTING_DOWN: { status: 503, message: 'Cairn is shutting down', hint: 'Retry shortly; the request was not accepted.' },
+  CAIRN_ERR_STORAGE_BUSY: { status: 503, message: 'The SQLite database stayed locked by another writer for {waited} ms', hint: 'Retry shortly; nothing was written. A long `cairn import` or another process on the same file holds the write lock; PostgreSQL has no such limit.' },
   CAIRN_ERR_INTERNAL: { status: 500, message: 'Internal error ({ref})', hint: 'Nothing was acknowledged; retry with the same messageId. The server log has the details under this reference.' },
 } as const satisfies Record<string, { status: number; message: string; hint: string }>;
 

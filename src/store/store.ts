@@ -34,6 +34,8 @@ export interface TransactionOptions {
 }
 
 export interface OpenStoreOptions {
+  /** SQLite: how long a writer waits for the write lock before CAIRN_ERR_STORAGE_BUSY. Default 10 s. */
+  sqliteBusyWaitMs?: number;
   sqliteSynchronous?: 'FULL' | 'NORMAL';
   maxConnections?: number;
 }
@@ -49,7 +51,7 @@ export function openStore(url: string, opts: OpenStoreOptions = {}): Store {
     throw new CairnError('CAIRN_ERR_DATABASE_URL', { url });
   } else {
     const path = url.replace(/^sqlite:(\/\/)?/i, '');
-    made = createSqliteDialect({ path: path === ':memory:' ? path : resolve(path), synchronous: sqliteSynchronous });
+    made = createSqliteDialect({ path: path === ':memory:' ? path : resolve(path), synchronous: sqliteSynchronous, ...(opts.sqliteBusyWaitMs !== undefined ? { busyWaitMs: opts.sqliteBusyWaitMs } : {}) });
   }
   const db = new Kysely<Database>({ dialect: made.dialect });
   const info = made.info;

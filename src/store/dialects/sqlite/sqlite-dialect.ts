@@ -2,16 +2,16 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { CompiledQuery, SqliteDialect, type DatabaseConnection, type Driver, type SqliteDatabase } from 'kysely';
+import { CairnError } from '../../../core/errors.js';
 import type { DialectInfo } from '../types.js';
 
 export interface SqliteOptions {
   /** Path of the database file, or ':memory:'. */
   path: string;
   synchronous: 'FULL' | 'NORMAL';
+  /** How long a writer waits for SQLite's write lock before giving up (the old busy_timeout). Default 10 s. */
+  busyWaitMs?: number;
 }
-
-/** How long a writer waits for SQLite's write lock before giving up (the old busy_timeout). */
-const BUSY_WAIT_MS = 10_000;
 
 const isBusy = (e: unknown): boolean => {
   const code = (e as { code?: unknown } | null)?.code;
@@ -30,7 +30,15 @@ const isBusy = (e: unknown): boolean => {
  * waiting thread would sleep and stop serving requests meanwhile.
  */
 class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(
+    config: ConstructorParameters<typeof SqliteDialect>[0],
+    private readonly busyWaitMs: number,
+  ) {
+    super(config);
+  }
+
   override createDriver(): Driver {
+    const busyWaitMs = this.busyWaitMs;
     const driver = super.createDriver();
     const inTransaction = new WeakSet<DatabaseConnection>();
     const retrying = async <T>(run: () => Promise<T>): Promise<T> => {
@@ -39,7 +47,10 @@ class ImmediateSqliteDialect extends SqliteDialect {
         try {
           return await run();
         } catch (e) {
-          if (!isBusy(e) || Date.now() - start > BUSY_WAIT_MS) throw e;
+          if (!isBusy(e)) throw e;
+          // Still locked after the wait: another writer holds the file (a long import, a stuck
+          // process). Say so with a retryable 503 rather than an internal error.
+          if (Date.now() - start > busyWaitMs) throw new CairnError('CAIRN_ERR_STORAGE_BUSY', { waited: busyWaitMs });
           await new Promise((r) => setTimeout(r, delay));
         }
       }
@@ -117,7 +128,7 @@ export function createSqliteDialect(opts: SqliteOptions): { dialect: SqliteDiale
   db.pragma('wal_autocheckpoint = 10000');
   db.pragma('journal_size_limit = 67108864');
   return {
-    dialect: new ImmediateSqliteDialect({ database: cachingDatabase(db) }),
+    dialect: new ImmediateSqliteDialect({ database: cachingDatabase(db) }, opts.busyWaitMs ?? 10_000),
     info: {
       name: 'sqlite',
       displayUrl: opts.path,
