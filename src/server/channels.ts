@@ -27,6 +27,7 @@ import {
   type UnsubscribePayload,
 } from '../delivery/index.js';
 import type { Runtime } from '../runtime.js';
+import { customerOfRef } from './refs.js';
 import { keyFromRequest } from './auth.js';
 import { ErrorBody, ProfileRef } from './schemas.js';
 
@@ -448,14 +449,7 @@ export async function channelRoutes(app: FastifyInstance, rt: Runtime, opts: Cha
   const resolveRef = async (req: FastifyRequest, scope: 'profiles:read' | 'profiles:write'): Promise<{ ws: Workspace; id: string; principal: Principal }> => {
     const principal = await authenticateAny(rt, req, scope);
     const ws = await rt.workspaces.get(principal.workspaceId);
-    const ref = (req.params as { ref: string }).ref;
-    let id: string | undefined;
-    if (ref.includes(':')) {
-      const identity = parseIdentity(ws.model, ref);
-      if (!identity) throw new CairnError('CAIRN_ERR_BAD_IDENTITY', { identity: ref });
-      id = await findCustomerId(db, ws.id, identity);
-    } else id = await findCustomerId(db, ws.id, { id: ref });
-    if (!id) throw new CairnError('CAIRN_ERR_PROFILE_NOT_FOUND', { identity: ref });
+    const id = await customerOfRef(db, ws, (req.params as { ref: string }).ref);
     return { ws, id, principal };
   };
 

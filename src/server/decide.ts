@@ -2,8 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { CairnError } from '../core/index.js';
 import type { Runtime } from '../runtime.js';
+import { customerOfRef } from './refs.js';
 import { DecisionService, getDecision, listDecisions } from '../decisioning/index.js';
-import { findCustomerId, parseIdentity } from '../profiles/index.js';
 import type { Workspace } from '../governance/index.js';
 import { authenticate } from './auth.js';
 import { ErrorBody, ProfileRef } from './schemas.js';
@@ -68,14 +68,7 @@ export async function decideRoutes(app: FastifyInstance, rt: Runtime): Promise<v
   const resolveRef = async (req: FastifyRequest): Promise<{ ws: Workspace; id: string }> => {
     const p = await authenticate(req, rt.keys, 'profiles:read');
     const ws = await rt.workspaces.get(p.workspaceId);
-    const ref = (req.params as { ref: string }).ref;
-    let id: string | undefined;
-    if (ref.includes(':')) {
-      const identity = parseIdentity(ws.model, ref);
-      if (!identity) throw new CairnError('CAIRN_ERR_BAD_IDENTITY', { identity: ref });
-      id = await findCustomerId(rt.store.db, ws.id, identity);
-    } else id = await findCustomerId(rt.store.db, ws.id, { id: ref });
-    if (!id) throw new CairnError('CAIRN_ERR_PROFILE_NOT_FOUND', { identity: ref });
+    const id = await customerOfRef(rt.store.db, ws, (req.params as { ref: string }).ref);
     return { ws, id };
   };
 

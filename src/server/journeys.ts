@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { CairnError, closest } from '../core/index.js';
 import type { Runtime } from '../runtime.js';
-import { findCustomerId, parseIdentity } from '../profiles/index.js';
+import { customerOfRef } from './refs.js';
 import { listCustomerJourneys, resolveJourneys } from '../journeys/index.js';
 import type { Workspace } from '../governance/index.js';
 import { authenticate } from './auth.js';
@@ -31,16 +31,7 @@ const EnterResult = Type.Object({
 export async function journeyRoutes(app: FastifyInstance, rt: Runtime): Promise<void> {
   const tags = ['journeys'];
 
-  const customerOf = async (ws: Workspace, ref: string, where: string): Promise<string> => {
-    let id: string | undefined;
-    if (ref.includes(':')) {
-      const identity = parseIdentity(ws.model, ref);
-      if (!identity) throw new CairnError('CAIRN_ERR_BAD_IDENTITY', { identity: `${ref} (at ${where})` });
-      id = await findCustomerId(rt.store.db, ws.id, identity);
-    } else id = await findCustomerId(rt.store.db, ws.id, { id: ref });
-    if (!id) throw new CairnError('CAIRN_ERR_PROFILE_NOT_FOUND', { identity: ref });
-    return id;
-  };
+  const customerOf = (ws: Workspace, ref: string, where: string): Promise<string> => customerOfRef(rt.store.db, ws, ref, where);
 
   app.post(
     '/v1/journeys/:name/enter',

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { CairnError } from '../core/index.js';
 import type { Runtime } from '../runtime.js';
-import { findCustomerId, parseIdentity } from '../profiles/index.js';
+import { customerOfRef } from './refs.js';
 import { listMessages, MESSAGE_STATUSES, type MessageStatus } from '../delivery/index.js';
 import { authenticate } from './auth.js';
 import { ErrorBody, ProfileRef } from './schemas.js';
@@ -25,14 +25,7 @@ export async function messageRoutes(app: FastifyInstance, rt: Runtime): Promise<
     async (req) => {
       const p = await authenticate(req, rt.keys, 'profiles:read');
       const ws = await rt.workspaces.get(p.workspaceId);
-      const ref = (req.params as { ref: string }).ref;
-      let id: string | undefined;
-      if (ref.includes(':')) {
-        const identity = parseIdentity(ws.model, ref);
-        if (!identity) throw new CairnError('CAIRN_ERR_BAD_IDENTITY', { identity: ref });
-        id = await findCustomerId(rt.store.db, ws.id, identity);
-      } else id = await findCustomerId(rt.store.db, ws.id, { id: ref });
-      if (!id) throw new CairnError('CAIRN_ERR_PROFILE_NOT_FOUND', { identity: ref });
+      const id = await customerOfRef(rt.store.db, ws, (req.params as { ref: string }).ref);
       const q = req.query as Static<typeof MessagesQuery>;
       if (q.status !== undefined && !(MESSAGE_STATUSES as readonly string[]).includes(q.status)) throw new CairnError('CAIRN_ERR_UNKNOWN_MESSAGE_STATUS', { status: q.status });
       return listMessages(rt.store.db, ws.id, id, { limit: q.limit ?? 50, ...(q.cursor !== undefined ? { cursor: q.cursor } : {}), ...(q.status !== undefined ? { status: q.status as MessageStatus } : {}) });

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CairnError, uuidv7 } from '../core/index.js';
 import type { Runtime } from '../runtime.js';
-import { findCustomerId, getProfile, getTimeline, getConsentLedger, getIdentityLog, getSegmentMemberships, getCustomerStages, parseIdentity, currentConsent, segmentSizes, stageSizes, type ProfileEvent } from '../profiles/index.js';
+import { customerOfRef } from './refs.js';
+import { getProfile, getTimeline, getConsentLedger, getIdentityLog, getSegmentMemberships, getCustomerStages, currentConsent, segmentSizes, stageSizes, type ProfileEvent } from '../profiles/index.js';
 import { isStorableText, readConsent } from '../ingest/index.js';
 import type { Workspace } from '../governance/index.js';
 import { authenticate } from './auth.js';
@@ -13,14 +14,7 @@ export async function profileRoutes(app: FastifyInstance, rt: Runtime): Promise<
   const resolveRef = async (req: FastifyRequest, scope: 'profiles:read' | 'profiles:write'): Promise<{ ws: Workspace; id: string }> => {
     const p = await authenticate(req, rt.keys, scope);
     const ws = await rt.workspaces.get(p.workspaceId);
-    const ref = (req.params as { ref: string }).ref;
-    let id: string | undefined;
-    if (ref.includes(':')) {
-      const identity = parseIdentity(ws.model, ref);
-      if (!identity) throw new CairnError('CAIRN_ERR_BAD_IDENTITY', { identity: ref });
-      id = await findCustomerId(rt.store.db, ws.id, identity);
-    } else id = await findCustomerId(rt.store.db, ws.id, { id: ref });
-    if (!id) throw new CairnError('CAIRN_ERR_PROFILE_NOT_FOUND', { identity: ref });
+    const id = await customerOfRef(rt.store.db, ws, (req.params as { ref: string }).ref);
     return { ws, id };
   };
   const tags = ['profiles'];
