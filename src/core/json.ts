@@ -1,4 +1,5 @@
 /** Helpers for untrusted JSON values. */
+import { CairnError } from './errors.js';
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
 
@@ -78,4 +79,22 @@ export function collectIdsAt(value: unknown, path: readonly string[], out: Set<s
     return;
   }
   if (value && typeof value === 'object') collectIdsAt(getPath(value, path[at] as string), path, out, at + 1);
+}
+
+/**
+ * Keyset paging cursors over (time, id), as the timeline and the decision log list newest first:
+ * opaque base64url text. A cursor that does not decode is CAIRN_ERR_BAD_CURSOR (400).
+ */
+export function encodeCursor(at: number, id: string): string {
+  return Buffer.from(JSON.stringify([at, id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): [number, string] {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && Number.isSafeInteger(v[0]) && typeof v[1] === 'string' && !v[1].includes('\u0000')) return [v[0] as number, v[1]];
+  } catch {
+    // fall through
+  }
+  throw new CairnError('CAIRN_ERR_BAD_CURSOR', { cursor });
 }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { CairnError, closest, uuidv7, type Clock } from '../core/index.js';
+import { CairnError, closest, decodeCursor, encodeCursor, uuidv7, type Clock } from '../core/index.js';
 import { customerZone } from '../conditions/index.js';
 import { chunkRows, insertRows, type Db, type Store, type Trx } from '../store/index.js';
 import { extractIdentities, parseIdentity, type ProfileEvent } from '../profiles/index.js';
@@ -478,7 +478,7 @@ export async function listDecisions(db: Db, workspaceId: string, customerId: str
       offers: JSON.parse(r.offers) as LoggedDecision['offers'],
       reasons: decodeReasons(r.reasons),
     })),
-    nextCursor: rows.length > opts.limit && last ? Buffer.from(JSON.stringify([Number(last.at), last.id])).toString('base64url') : null,
+    nextCursor: rows.length > opts.limit && last ? encodeCursor(Number(last.at), last.id) : null,
   };
 }
 
@@ -498,15 +498,6 @@ export async function getDecision(db: Db, workspaceId: string, id: string): Prom
   };
 }
 
-function decodeCursor(cursor: string): [number, string] {
-  try {
-    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(v) && Number.isSafeInteger(v[0]) && typeof v[1] === 'string' && !v[1].includes('\u0000')) return [v[0] as number, v[1]];
-  } catch {
-    // fall through
-  }
-  throw new CairnError('CAIRN_ERR_BAD_CURSOR', { cursor });
-}
 
 /**
  * The log stores reasons grouped by code ({"NOT_ELIGIBLE":["a","b"],…}): most candidates share one

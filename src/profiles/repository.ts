@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { chunkRows, insertRows, type Store, type Trx, type Db } from '../store/index.js';
-import { CairnError, uuidv7 } from '../core/index.js';
+import { decodeCursor, encodeCursor, uuidv7 } from '../core/index.js';
 import type { WorkspaceModel } from '../blueprint/index.js';
 import { ProfileUnit, profileRowOf, type ProfileEvent, type ProfileRow } from './unit.js';
 import { identityKey, type Identity } from './identity.js';
@@ -221,18 +221,6 @@ export async function getConsentLedger(db: Db, workspaceId: string, customerId: 
   }));
 }
 
-function encodeCursor(ts: number, id: string): string {
-  return Buffer.from(JSON.stringify([ts, id])).toString('base64url');
-}
-function decodeCursor(cursor: string): [number, string] {
-  try {
-    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(v) && Number.isSafeInteger(v[0]) && typeof v[1] === 'string' && !v[1].includes('\u0000')) return [v[0] as number, v[1]];
-  } catch {
-    // fall through
-  }
-  throw new CairnError('CAIRN_ERR_BAD_CURSOR', { cursor });
-}
 
 /** The customer's timeline, newest first, keyset-paged by (event time, id). */
 export async function getTimeline(db: Db, workspaceId: string, customerId: string, opts: { limit: number; cursor?: string; source?: string; type?: string }): Promise<Page<TimelineEntry>> {
