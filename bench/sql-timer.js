@@ -31,7 +31,7 @@ let wrapped = false;
 Database.prototype.prepare = function (sql) {
   const t0 = process.hrtime.bigint();
   const stmt = origPrepare.call(this, sql);
-  add('(prepare)', process.hrtime.bigint() - t0, 0);
+  add(`(prepare) ${kind(sql)}`, process.hrtime.bigint() - t0, 0);
   if (!wrapped) {
     wrapped = true;
     const proto = Object.getPrototypeOf(stmt);

@@ -1,4 +1,4 @@
-import { chunkRows, type Store, type Trx } from '../store/index.js';
+import { inChunks, type Store, type Trx } from '../store/index.js';
 import type { WorkspaceRegistry } from '../governance/index.js';
 import { applyProfileEvents, profileLockKey, type CommittedUnit, type ProfileEvent } from '../profiles/index.js';
 
@@ -84,7 +84,7 @@ async function dedupe<T extends { e: ProfileEvent }>(trx: Trx, store: Store, wor
   const seen = new Set<string>();
   const maxP = store.dialect.capabilities.maxParameters;
   for (const [source, ids] of bySource) {
-    for (const chunk of chunkRows(ids, 1, Math.min(500, maxP - 3))) {
+    for (const chunk of inChunks(ids, Math.min(500, maxP - 3))) {
       const rows = await trx
         .selectFrom('events')
         .select('message_id')

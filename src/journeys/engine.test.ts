@@ -299,6 +299,41 @@ describe.each(ENGINES)('journey engine ($name)', (engine) => {
     expect(list).toHaveLength(1);
   });
 
+  it('applies ingest commits that queue up behind journey work as one unit, in commit order', async () => {
+    const app = await start();
+    await send(app, 'identify', { userId: 'c1', traits: { email: 'c1@example.com' } });
+    await send(app, 'identify', { userId: 'c2', traits: { email: 'c2@example.com' } });
+    const ids = { c1: await customer(app, 'c1'), c2: await customer(app, 'c2') };
+    const engine = app.rt.journeys;
+    const units: number[] = [];
+    const apply = engine.applyEvents.bind(engine);
+    engine.applyEvents = async (ws, events, replay) => {
+      units.push(events.length);
+      return apply(ws, events, replay);
+    };
+    const now = app.clock.now();
+    let seq = 0;
+    const commit = (userId: 'c1' | 'c2', name: string) => {
+      const id = `00000000-0000-7000-8000-${String(++seq).padStart(12, '0')}`;
+      const event = { source: 'web', messageId: `coalesce-${seq}`, type: 'track' as const, name, ts: now + seq, receivedAt: now + seq, identities: [{ kind: 'user_id', value: userId }], properties: {} };
+      engine.onCommitted({ workspaceId: app.workspaceId, unit: { events: [{ id, customer: { id: ids[userId] }, event }], log: [] } });
+    };
+    // Three commits in one turn: the first has not had its turn yet, so the others join it.
+    commit('c1', 'Signed Up');
+    commit('c2', 'Signed Up');
+    commit('c1', 'Unsubscribed');
+    await engine.drain();
+    expect(units).toEqual([3]);
+    // Order held: c1 entered and then exited on the later event; c2 is still in.
+    expect((await journeysOf(app, 'c1'))[0]).toMatchObject({ status: 'exited', exitReason: 'exit:Unsubscribed' });
+    expect((await journeysOf(app, 'c2'))[0]).toMatchObject({ status: 'active' });
+    // A commit after the batch closed is a unit of its own.
+    commit('c2', 'Unsubscribed');
+    await engine.drain();
+    expect(units).toEqual([3, 1]);
+    expect((await journeysOf(app, 'c2'))[0]).toMatchObject({ status: 'exited' });
+  });
+
   it('enforces re-entry with cool-down, max_concurrent, and idempotent API keys', async () => {
     const app = await start();
     await send(app, 'identify', { userId: 'a1', traits: { email: 'a1@example.com' } });

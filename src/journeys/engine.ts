@@ -85,6 +85,9 @@ export interface JourneyEngineEvents {
 
 const DEFAULTS = { intervalMs: 200, batchSize: 500, maxStepsPerRun: 100, maxVisitsPerStep: 1000, lookbackMs: MINUTE, scheduleCatchUpMs: 24 * 60 * MINUTE, scanEveryMs: 1000 };
 
+/** Most events one coalesced journey unit takes (a few ingest groups). */
+const MAX_COALESCED_EVENTS = 5000;
+
 type Fact = { [K in keyof JourneyEngineEvents]: [K, JourneyEngineEvents[K]] }[keyof JourneyEngineEvents];
 
 export class JourneyEngine {
@@ -101,6 +104,8 @@ export class JourneyEngine {
   #segmentsSeen = new Map<string, Map<string, number>>();
   #lastScan = new Map<string, number>();
   #unitQueue: Promise<void> = Promise.resolve();
+  /** Per workspace, the batch of committed events still waiting for its turn (see onCommitted). */
+  #openBatch = new Map<string, TriggerEvent[]>();
 
   constructor(
     private readonly deps: JourneyEngineDeps,
@@ -215,10 +220,21 @@ export class JourneyEngine {
       receivedAt: p.event.receivedAt,
       pos: posOf(p.event.receivedAt, p.id),
     }));
+    // Commits that arrive while earlier journey work runs join one batch per workspace (in commit
+    // order), applied as one unit: under load that is one journey transaction for several ingest
+    // commits instead of one each. The batch closes when its turn on the chain comes.
+    const open = this.#openBatch.get(payload.workspaceId);
+    if (open && open.length + events.length <= MAX_COALESCED_EVENTS) {
+      for (const e of events) open.push(e);
+      return;
+    }
+    const batch = events;
+    this.#openBatch.set(payload.workspaceId, batch);
     this.#eventsInFlight++;
     this.#eventChain = this.#eventChain
       .then(async () => {
-        await this.applyEvents(payload.workspaceId, events, false);
+        if (this.#openBatch.get(payload.workspaceId) === batch) this.#openBatch.delete(payload.workspaceId);
+        await this.applyEvents(payload.workspaceId, batch, false);
       })
       .catch((error: unknown) => {
         this.deps.log.error({ err: error, workspaceId: payload.workspaceId }, 'journey event processing failed; the events are replayed on the next start');

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { assertUnreachable, uuidv7 } from '../core/index.js';
-import { chunkRows, insertRows, type Store, type Trx } from '../store/index.js';
+import { inChunks, insertRows, type Store, type Trx } from '../store/index.js';
 import type { Blueprint, WorkspaceModel } from '../blueprint/index.js';
 import { customerZone, type ConditionEvent, type EvalInput } from '../conditions/index.js';
 import { compileContentBlock, renderTemplate, type TemplateVars } from '../templates/index.js';
@@ -222,7 +222,7 @@ export class JourneyUnit {
     if (live.length === 0) return;
     const { needs } = this.journeys;
     if (needs.segments) {
-      for (const chunk of chunkRows(live, 1, this.maxP - 1)) {
+      for (const chunk of inChunks(live, this.maxP - 1)) {
         const rows = await this.trx.selectFrom('segment_membership').select(['customer_id', 'segment']).where('workspace_id', '=', this.ws.id).where('customer_id', 'in', chunk).execute();
         for (const r of rows) {
           const c = this.customers.get(r.customer_id) as CustomerState;
@@ -233,14 +233,14 @@ export class JourneyUnit {
     }
     if (needs.stage) {
       const lifecycle = primaryLifecycle(this.ws.model);
-      for (const chunk of chunkRows(live, 1, this.maxP - 2)) {
+      for (const chunk of inChunks(live, this.maxP - 2)) {
         const rows = await this.trx.selectFrom('customer_stage').select(['customer_id', 'stage']).where('workspace_id', '=', this.ws.id).where('lifecycle', '=', lifecycle).where('customer_id', 'in', chunk).execute();
         for (const r of rows) (this.customers.get(r.customer_id) as CustomerState).stage = r.stage;
       }
     }
     if (needs.consent) {
       const ledger = new Map<string, ConsentEntry[]>();
-      for (const chunk of chunkRows(live, 1, this.maxP - 1)) {
+      for (const chunk of inChunks(live, this.maxP - 1)) {
         const rows = await this.trx.selectFrom('consent').selectAll().where('workspace_id', '=', this.ws.id).where('customer_id', 'in', chunk).execute();
         for (const r of rows) {
           const list = ledger.get(r.customer_id) ?? [];
@@ -256,7 +256,7 @@ export class JourneyUnit {
   async loadActive(ids: Iterable<string>): Promise<void> {
     const want = [...new Set(ids)].filter((id) => !this.active.has(id));
     for (const id of want) this.active.set(id, []);
-    for (const chunk of chunkRows(want, 1, this.maxP - 2)) {
+    for (const chunk of inChunks(want, this.maxP - 2)) {
       const rows = (await this.trx.selectFrom('journey_instances').selectAll().where('workspace_id', '=', this.ws.id).where('customer_id', 'in', chunk).where('status', '=', 'active').execute()) as InstanceRecord[];
       for (const r of rows) (this.active.get(r.customer_id) as Instance[]).push(instanceOf(r));
     }
@@ -275,7 +275,7 @@ export class JourneyUnit {
   async loadEntryRows(journey: string, ids: Iterable<string>): Promise<void> {
     const want = [...new Set(ids)].filter((id) => !this.entryRows.has(`${journey}\u0000${id}`));
     for (const id of want) this.entryRows.set(`${journey}\u0000${id}`, []);
-    for (const chunk of chunkRows(want, 1, this.maxP - 2)) {
+    for (const chunk of inChunks(want, this.maxP - 2)) {
       const rows = await this.trx
         .selectFrom('journey_instances')
         .select(['customer_id', 'id', 'status', 'entered_at', 'ended_at', 'entry_key'])

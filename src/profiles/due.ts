@@ -1,6 +1,6 @@
 import { DAY, HOUR, MINUTE } from '../core/index.js';
 import { customerZone, zoneOffset, type CompiledCondition } from '../conditions/index.js';
-import { chunkRows, insertRows, type Store, type Trx } from '../store/index.js';
+import { inChunks, insertRows, type Store, type Trx } from '../store/index.js';
 import type { ResolvedComputedTrait, WorkspaceModel } from '../blueprint/index.js';
 import type { ProfileRow } from './unit.js';
 import { scopeParts, type CustomerScope } from './scope.js';
@@ -191,7 +191,7 @@ export async function writeDue(trx: Trx, store: Store, workspaceId: string, due:
     });
   }
   if (none.length > 0) {
-    for (const chunk of chunkRows(none, 1, store.dialect.capabilities.maxParameters - 1)) {
+    for (const chunk of inChunks(none, store.dialect.capabilities.maxParameters - 1)) {
       await trx.deleteFrom('segment_sweep').where('workspace_id', '=', workspaceId).where('customer_id', 'in', chunk).execute();
     }
   }

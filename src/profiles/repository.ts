@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { chunkRows, insertRows, type Store, type Trx, type Db } from '../store/index.js';
+import { chunkRows, inChunks, insertRows, type Store, type Trx, type Db } from '../store/index.js';
 import { decodeCursor, encodeCursor, uuidv7 } from '../core/index.js';
 import type { WorkspaceModel } from '../blueprint/index.js';
 import { ProfileUnit, profileRowOf, type ProfileEvent, type ProfileRow } from './unit.js';
@@ -37,7 +37,7 @@ export async function applyProfileEvents(trx: Trx, store: Store, workspaceId: st
   const ownerIds = new Set<string>(directIds);
   if (wanted.size > 0) {
     const kinds = [...new Set([...wanted.values()].map((i) => i.kind))];
-    for (const chunk of chunkRows([...new Set([...wanted.values()].map((i) => i.value))], 1, maxP - kinds.length - 1)) {
+    for (const chunk of inChunks([...new Set([...wanted.values()].map((i) => i.value))], maxP - kinds.length - 1)) {
       const rows = await trx.selectFrom('identities').select(['kind', 'value', 'customer_id']).where('workspace_id', '=', workspaceId).where('kind', 'in', kinds).where('value', 'in', chunk).execute();
       for (const r of rows) if (wanted.has(identityKey(r.kind, r.value))) ownerIds.add(r.customer_id);
     }
@@ -46,7 +46,7 @@ export async function applyProfileEvents(trx: Trx, store: Store, workspaceId: st
   let toLoad = [...ownerIds];
   while (toLoad.length > 0) {
     const next: string[] = [];
-    for (const chunk of chunkRows(toLoad, 1, maxP - 1)) {
+    for (const chunk of inChunks(toLoad, maxP - 1)) {
       const rows = await trx.selectFrom('customers').selectAll().where('workspace_id', '=', workspaceId).where('id', 'in', chunk).execute();
       const idRows = await trx.selectFrom('identities').select(['kind', 'value', 'customer_id']).where('workspace_id', '=', workspaceId).where('customer_id', 'in', chunk).execute();
       const byCustomer = new Map<string, { kind: string; value: string }[]>();

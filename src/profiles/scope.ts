@@ -1,4 +1,4 @@
-import { chunkRows } from '../store/index.js';
+import { inChunks } from '../store/index.js';
 
 /**
  * Which customers a read of a customer-keyed table (identities, consent, memberships, stages, sweep
@@ -11,6 +11,6 @@ export type CustomerScope = { ids: readonly string[] } | { after: string; last: 
 
 /** The scope split into parts a single statement can carry. */
 export function scopeParts(scope: CustomerScope, maxParameters: number): ({ ids: string[] } | { after: string; last: string })[] {
-  if ('ids' in scope) return chunkRows([...scope.ids], 1, maxParameters - 4).map((ids) => ({ ids }));
+  if ('ids' in scope) return inChunks([...scope.ids], maxParameters - 4).map((ids) => ({ ids }));
   return [scope];
 }

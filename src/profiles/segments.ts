@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { uuidv7 } from '../core/index.js';
-import { chunkRows, insertRows, type Db, type Store, type Trx } from '../store/index.js';
+import { inChunks, insertRows, type Db, type Store, type Trx } from '../store/index.js';
 import type { WorkspaceModel } from '../blueprint/index.js';
 import { currentConsent, type ConsentEntry, type ConsentState } from './consent.js';
 import { profileRowOf, type CustomerRecord, type ProfileUnit, type ProfileRow } from './unit.js';
@@ -108,7 +108,7 @@ async function writeDiff(trx: Trx, store: Store, workspaceId: string, wanted: Re
   const exits = new Map<string, string[]>();
   for (const c of changes) if (c.change === 'exited') exits.set(c.customerId, [...(exits.get(c.customerId) ?? []), c.segment]);
   for (const [customerId, segments] of exits) {
-    for (const chunk of chunkRows(segments, 1, maxP - 2)) {
+    for (const chunk of inChunks(segments, maxP - 2)) {
       await trx.deleteFrom('segment_membership').where('workspace_id', '=', workspaceId).where('customer_id', '=', customerId).where('segment', 'in', chunk).execute();
     }
   }
@@ -217,7 +217,7 @@ async function attachIdentities(trx: Trx, workspaceId: string, profiles: Readonl
 export async function loadProfiles(trx: Trx, store: Store, workspaceId: string, ids: readonly string[]): Promise<ProfileRow[]> {
   const maxP = store.dialect.capabilities.maxParameters;
   const profiles = new Map<string, ProfileRow>();
-  for (const chunk of chunkRows([...ids], 1, maxP - 1)) {
+  for (const chunk of inChunks([...ids], maxP - 1)) {
     const rows = (await trx.selectFrom('customers').selectAll().where('workspace_id', '=', workspaceId).where('id', 'in', chunk).execute()) as CustomerRecord[];
     for (const r of rows) profiles.set(r.id, profileRowOf(r));
   }

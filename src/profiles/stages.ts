@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { uuidv7 } from '../core/index.js';
-import { chunkRows, insertRows, type Db, type Store, type Trx } from '../store/index.js';
+import { inChunks, insertRows, type Db, type Store, type Trx } from '../store/index.js';
 import type { WorkspaceModel } from '../blueprint/index.js';
 import type { ConsentState } from './consent.js';
 import type { ProfileRow } from './unit.js';
@@ -107,7 +107,7 @@ export async function writeStageDiff(trx: Trx, store: Store, workspaceId: string
   const leaving = new Map<string, string[]>();
   for (const c of changes) if (c.to === null) leaving.set(c.lifecycle, [...(leaving.get(c.lifecycle) ?? []), c.customerId]);
   for (const [lifecycle, customerIds] of leaving) {
-    for (const chunk of chunkRows(customerIds, 1, maxP - 2)) {
+    for (const chunk of inChunks(customerIds, maxP - 2)) {
       await trx.deleteFrom('customer_stage').where('workspace_id', '=', workspaceId).where('lifecycle', '=', lifecycle).where('customer_id', 'in', chunk).execute();
     }
   }

@@ -1,5 +1,5 @@
 import { PeriodicRunner, type Clock } from '../core/index.js';
-import { chunkRows, type Store } from '../store/index.js';
+import { inChunks, type Store } from '../store/index.js';
 import type { WorkspaceModel } from '../blueprint/index.js';
 import { profileLockKey } from './repository.js';
 import { evaluateProfiles, loadProfiles } from './segments.js';
@@ -82,7 +82,7 @@ export async function sweepWorkspace(store: Store, workspaceId: string, model: W
       if (due.length === 0) return 0;
       const ids = due.map((d) => d.customer_id);
       // Rewritten by the evaluation below (or left out: merged away, gone, or no longer time-dependent).
-      for (const chunk of chunkRows(ids, 1, maxP - 1)) await trx.deleteFrom('segment_sweep').where('workspace_id', '=', workspaceId).where('customer_id', 'in', chunk).execute();
+      for (const chunk of inChunks(ids, maxP - 1)) await trx.deleteFrom('segment_sweep').where('workspace_id', '=', workspaceId).where('customer_id', 'in', chunk).execute();
       const live = (await loadProfiles(trx, store, workspaceId, ids)).filter((p) => p.mergedInto === null);
       const dueAt = new Map(due.map((d) => [d.customer_id, Number(d.due_at)]));
       // Evaluation time per customer; absent means now.

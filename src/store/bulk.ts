@@ -37,6 +37,20 @@ function statementText(dialect: DialectInfo, table: string, columns: readonly st
   return text;
 }
 
+/**
+ * Rows for the next statement. On SQLite a remainder shorter than a full chunk goes as its
+ * largest power of two, then the next, and so on: at most ~8 row counts per table, so every text
+ * stays in the statement cache (preparing a wide insert costs more than running it; one shape per
+ * remainder length re-prepared on nearly every commit). PostgreSQL prepares nothing client-side
+ * and pays a round trip per statement, so it takes the remainder at once.
+ */
+function chunkSize(dialect: DialectInfo, per: number, left: number): number {
+  if (left >= per || dialect.name !== 'sqlite') return Math.min(per, left);
+  let size = 1;
+  while (size * 2 <= left) size *= 2;
+  return size;
+}
+
 /** Inserts rows given as value arrays in `columns` order; returns the rows a RETURNING suffix produced. */
 export async function insertRows<T = unknown>(
   trx: Trx,
@@ -50,8 +64,9 @@ export async function insertRows<T = unknown>(
   const suffix = opts.suffix ?? '';
   const extra = opts.extra ?? [];
   const per = Math.max(1, Math.min(CHUNK_ROWS, Math.floor((dialect.capabilities.maxParameters - extra.length) / columns.length)));
-  for (let i = 0; i < rows.length; i += per) {
-    const chunk = rows.slice(i, i + per);
+  for (let i = 0; i < rows.length; ) {
+    const chunk = rows.slice(i, i + chunkSize(dialect, per, rows.length - i));
+    i += chunk.length;
     const params: unknown[] = [];
     for (const r of chunk) for (const v of r) params.push(v);
     for (const v of extra) params.push(v);

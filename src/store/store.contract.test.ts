@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { sql } from 'kysely';
 import { pino } from 'pino';
 import { ENGINES, type TestStore } from '../../test/helpers/stores.js';
-import { openStore, chunkRows, type Store } from './index.js';
+import { openStore, chunkRows, inChunks, insertRows, type Store } from './index.js';
 import { migrations } from './migrations/index.js';
 import { VirtualClock, uuidv7 } from '../core/index.js';
 import { parseBlueprint, resolveModel } from '../blueprint/index.js';
@@ -88,6 +88,28 @@ describe('chunkRows', () => {
         // Chunks are as full as allowed: all but the last hold the maximum.
         const per = Math.max(1, Math.floor(maxParameters / columns));
         chunks.slice(0, -1).forEach((c) => expect(c.length).toBe(per));
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('inChunks', () => {
+  it('keeps every value in order, pads each chunk to a power of two (or the budget) with its last value', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 300 }), fc.integer({ min: 1, max: 200 }), (values, maxParameters) => {
+        const chunks = inChunks(values, maxParameters);
+        const per = Math.max(1, Math.floor(maxParameters));
+        const kept: number[] = [];
+        values.forEach((_, i) => i % per === 0 && kept.push(i));
+        expect(chunks).toHaveLength(kept.length);
+        chunks.forEach((c, k) => {
+          const own = values.slice(k * per, (k + 1) * per);
+          expect(c.slice(0, own.length)).toEqual(own);
+          expect(new Set(c.slice(own.length))).toEqual(new Set(own.length < c.length ? [own[own.length - 1]] : []));
+          expect(c.length <= per).toBe(true);
+          expect(c.length === per || (c.length & (c.length - 1)) === 0).toBe(true);
+        });
       }),
       { numRuns: 200 },
     );
@@ -274,6 +296,28 @@ describe.each(ENGINES)('storage contract on $name', (engine) => {
       expect(back).toHaveLength(total);
       expect(back.map((r) => r.name)).toEqual(rows.map((r) => r.name));
       expect(back.map((r) => r.ts)).toEqual(rows.map((r) => r.ts));
+    });
+
+    it('insertRows lands every row for any count (remainders go in power-of-two statements on SQLite)', async () => {
+      for (const total of [0, 1, 3, 7, 199, 200, 201, 455]) {
+        const ws = newWs();
+        const rows = Array.from({ length: total }, (_, i) => [ws, 'user_id', `v${String(i).padStart(4, '0')}`, `c${i % 5}`, T0 + i]);
+        await t.store.transaction((trx) => insertRows(trx, t.store.dialect, 'identities', ['workspace_id', 'kind', 'value', 'customer_id', 'created_at'], rows).then(() => undefined));
+        const back = await t.store.db.selectFrom('identities').select(['value', 'created_at']).where('workspace_id', '=', ws).orderBy('value').execute();
+        expect(back.map((r) => [r.value, Number(r.created_at)])).toEqual(rows.map((r) => [r[2], r[4]]));
+      }
+    });
+
+    it('IN lists padded by inChunks find exactly the rows of the unpadded list', async () => {
+      const ws = newWs();
+      const rows = Array.from({ length: 40 }, (_, i) => ({ workspace_id: ws, kind: 'user_id', value: `p${i}`, customer_id: `c${i}`, created_at: T0 }));
+      await t.store.db.insertInto('identities').values(rows).execute();
+      const ask = ['p3', 'p17', 'p5', 'nobody', 'p39'];
+      const found: string[] = [];
+      for (const chunk of inChunks(ask, 4)) {
+        for (const r of await t.store.db.selectFrom('identities').select('value').where('workspace_id', '=', ws).where('value', 'in', chunk).execute()) found.push(r.value);
+      }
+      expect(found.sort()).toEqual(['p17', 'p3', 'p39', 'p5']);
     });
 
     it('a profile batch larger than one statement can carry is written completely', async () => {

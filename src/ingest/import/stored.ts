@@ -1,4 +1,4 @@
-import { chunkRows, type Store } from '../../store/index.js';
+import { inChunks, type Store } from '../../store/index.js';
 
 /**
  * Which of these messageIds of a source are already on a timeline. Ingest dedupe only remembers
@@ -9,7 +9,7 @@ import { chunkRows, type Store } from '../../store/index.js';
 export async function storedMessageIds(store: Store, workspaceId: string, source: string, ids: readonly string[]): Promise<Set<string>> {
   const found = new Set<string>();
   const unique = [...new Set(ids)];
-  for (const chunk of chunkRows(unique, 1, store.dialect.capabilities.maxParameters - 2)) {
+  for (const chunk of inChunks(unique, store.dialect.capabilities.maxParameters - 2)) {
     const rows = await store.db.selectFrom('events').select('message_id').where('workspace_id', '=', workspaceId).where('source', '=', source).where('message_id', 'in', chunk).execute();
     for (const r of rows) found.add(r.message_id);
   }
