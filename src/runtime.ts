@@ -179,7 +179,7 @@ function ingestWriter(config: Config, store: Store, log: Logger): ThreadCommitte
     return undefined;
   }
   log.debug('ingest commits run in the SQLite writer thread');
-  return new ThreadCommitter({ databaseUrl: config.databaseUrl, sqliteSynchronous: config.sqliteSynchronous, dedupeWindowMs: config.dedupeWindowMs });
+  return new ThreadCommitter({ databaseUrl: config.databaseUrl, sqliteSynchronous: config.sqliteSynchronous, dedupeWindowMs: config.dedupeWindowMs }, (fn) => store.exclusive(fn));
 }
 
 export const DEMO_WORKSPACE = 'demo';

@@ -32,7 +32,15 @@ export class ThreadCommitter implements Committer {
   private readonly pending = new Map<number, { resolve: (r: CommitResult) => void; reject: (e: unknown) => void }>();
   private exited: Error | null = null;
 
-  constructor(init: WriterInit) {
+  /**
+   * @param gate the request thread's write gate (`store.exclusive`): each group commits while
+   *   holding it, so the process's other write transactions (journeys, decisions, consent) queue
+   *   behind the group in memory rather than meeting SQLite's lock and backing off on a timer.
+   */
+  constructor(
+    init: WriterInit,
+    private readonly gate: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn(),
+  ) {
     this.worker = new Worker(THREAD_SCRIPT, { workerData: init, name: 'cairn-writer' });
     this.worker.on('message', (msg: WriterReply) => {
       const p = this.pending.get(msg.id);
@@ -52,7 +60,7 @@ export class ThreadCommitter implements Committer {
   }
 
   commit(take: readonly CommitRequest[], now: number): Promise<CommitResult> {
-    return this.send({ id: 0, take: take as CommitRequest[], now });
+    return this.gate(() => this.send({ id: 0, take: take as CommitRequest[], now }));
   }
 
   async close(): Promise<void> {

@@ -35,11 +35,18 @@ export async function applyProfileEvents(trx: Trx, store: Store, workspaceId: st
     if (e.customerId !== undefined) directIds.add(e.customerId);
   }
   const ownerIds = new Set<string>(directIds);
-  if (wanted.size > 0) {
-    const kinds = [...new Set([...wanted.values()].map((i) => i.kind))];
-    for (const chunk of inChunks([...new Set([...wanted.values()].map((i) => i.value))], maxP - kinds.length - 1)) {
-      const rows = await trx.selectFrom('identities').select(['kind', 'value', 'customer_id']).where('workspace_id', '=', workspaceId).where('kind', 'in', kinds).where('value', 'in', chunk).execute();
-      for (const r of rows) if (wanted.has(identityKey(r.kind, r.value))) ownerIds.add(r.customer_id);
+  // One lookup per kind: `kind IN (…) AND value IN (…)` probed the index for every kind × value
+  // pair, most of which cannot exist (an email value under user_id).
+  const valuesByKind = new Map<string, string[]>();
+  for (const i of wanted.values()) {
+    const list = valuesByKind.get(i.kind);
+    if (list) list.push(i.value);
+    else valuesByKind.set(i.kind, [i.value]);
+  }
+  for (const [kind, values] of valuesByKind) {
+    for (const chunk of inChunks(values, maxP - 2)) {
+      const rows = await trx.selectFrom('identities').select('customer_id').where('workspace_id', '=', workspaceId).where('kind', '=', kind).where('value', 'in', chunk).execute();
+      for (const r of rows) ownerIds.add(r.customer_id);
     }
   }
   // 2. Those profiles (following merge pointers for direct writes) and all their identities.

@@ -62,3 +62,41 @@ describe.runIf(sqlite !== undefined)('SQLite write lock', () => {
     expect(ids).toEqual(['l1', 'l2']);
   });
 });
+
+describe.each(ENGINES)('write gate on $name', (engine) => {
+  it('queues the process\'s write transactions behind exclusive() work, first come first served (SQLite); PostgreSQL does not wait', async () => {
+    const fresh = await engine.freshUrl();
+    const store = openStore(fresh.url, { sqliteSynchronous: 'NORMAL' });
+    try {
+      await store.migrate();
+      const order: string[] = [];
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const outside = store.exclusive(async () => {
+        order.push('exclusive:start');
+        await held;
+        order.push('exclusive:end');
+      });
+      const write = (id: string, durability: 'full' | 'relaxed') =>
+        store.transaction(async (trx) => {
+          order.push(id);
+          await trx.insertInto('identity_log').values({ workspace_id: 'g', id, outcome: 'merged', customer_id: 'c', other_id: null, detail: '{}', message_id: null, at: 1 }).execute();
+        }, [], { durability });
+      const a = write('t1', 'full');
+      const b = write('t2', 'relaxed');
+      await new Promise((r) => setTimeout(r, 50));
+      if (store.dialect.name === 'sqlite') expect(order).toEqual(['exclusive:start']);
+      else expect(order.slice().sort()).toEqual(['exclusive:start', 't1', 't2']);
+      release();
+      await Promise.all([outside, a, b]);
+      if (store.dialect.name === 'sqlite') expect(order).toEqual(['exclusive:start', 'exclusive:end', 't1', 't2']);
+      // A failing transaction releases the gate for the next one.
+      await expect(store.transaction(async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+      await write('t3', 'full');
+      expect(order).toContain('t3');
+    } finally {
+      await store.destroy();
+      await fresh.cleanup();
+    }
+  });
+});

@@ -19,6 +19,14 @@ export interface Store {
    * single writer already serializes.
    */
   transaction<T>(fn: (trx: Trx) => Promise<T>, lockKeys?: readonly string[], opts?: TransactionOptions): Promise<T>;
+  /**
+   * Runs `fn` holding this process's write gate: on SQLite, the FIFO queue every write transaction
+   * of the process (`transaction`) joins before it asks the engine for the write lock. Work that
+   * writes through another connection of the same file (the ingest writer thread) runs under it,
+   * so writers of one process queue here instead of colliding on SQLite's lock and sleeping on a
+   * retry timer. On PostgreSQL it just runs `fn`.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
   migrate(): Promise<string[]>;
   destroy(): Promise<void>;
 }
@@ -55,6 +63,7 @@ export function openStore(url: string, opts: OpenStoreOptions = {}): Store {
   }
   const db = new Kysely<Database>({ dialect: made.dialect });
   const info = made.info;
+  const gate = info.name === 'sqlite' ? writeGate() : <T>(fn: () => Promise<T>) => fn();
 
   return {
     db,
@@ -70,17 +79,19 @@ export function openStore(url: string, opts: OpenStoreOptions = {}): Store {
         }
         return fn(trx);
       };
-      if (!relaxed || info.name !== 'sqlite') return db.transaction().execute(body);
+      if (info.name !== 'sqlite') return db.transaction().execute(body);
+      if (!relaxed) return gate(() => db.transaction().execute(body));
       // SQLite sets the level per connection and refuses to change it inside a transaction.
-      return db.connection().execute(async (conn) => {
+      return gate(() => db.connection().execute(async (conn) => {
         await sql.raw('pragma synchronous = NORMAL').execute(conn);
         try {
           return await conn.transaction().execute(body);
         } finally {
           await sql.raw(`pragma synchronous = ${sqliteSynchronous}`).execute(conn);
         }
-      });
+      }));
     },
+    exclusive: gate,
     async migrate(): Promise<string[]> {
       const migrator = new Migrator({ db, provider: migrationProvider, migrationTableName: 'cairn_migrations', migrationLockTableName: 'cairn_migrations_lock' });
       const { error, results } = await migrator.migrateToLatest();
@@ -90,6 +101,21 @@ export function openStore(url: string, opts: OpenStoreOptions = {}): Store {
     async destroy(): Promise<void> {
       await db.destroy();
     },
+  };
+}
+
+/**
+ * A FIFO mutex for async work. A transaction waits its turn here, then takes the connection and
+ * `begin immediate`; nested use would deadlock, and none exists (SQLite has one connection per
+ * process side, so a nested transaction would deadlock on it already).
+ */
+function writeGate(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let tail: Promise<void> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const prev = tail;
+    let release!: () => void;
+    tail = new Promise<void>((r) => (release = r));
+    return prev.then(fn).finally(release);
   };
 }
 

@@ -43,7 +43,10 @@ class ImmediateSqliteDialect extends SqliteDialect {
     const inTransaction = new WeakSet<DatabaseConnection>();
     const retrying = async <T>(run: () => Promise<T>): Promise<T> => {
       const start = Date.now();
-      for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+      // Backoff up to 10 ms: writers of this process queue on the store's write gate, so a busy
+      // lock here is another process (an import) whose commits take milliseconds; a longer sleep
+      // mostly overshoots the moment the lock is free.
+      for (let delay = 1; ; delay = Math.min(delay * 2, 10)) {
         try {
           return await run();
         } catch (e) {
