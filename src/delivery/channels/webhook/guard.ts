@@ -10,7 +10,9 @@ import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'nod
  * - the host is resolved (every address, `dns.lookup(all)`) and the request is refused when any
  *   address is loopback, private, link-local, CGNAT, unique-local, multicast, reserved or
  *   documentation space, including IPv4 addresses embedded in IPv6 (mapped `::ffff:a.b.c.d`,
- *   IPv4-compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`);
+ *   IPv4-compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`), the NAT64 local-use
+ *   prefix `64:ff9b:1::/48` and the IETF protocol block `2001::/23` (Teredo `2001::/32` tunnels
+ *   to an address hidden in its bits; nothing in the block hosts a webhook);
  * - the check runs inside the socket's own `lookup`, so the address that was checked is the
  *   address that is connected to (no window for DNS rebinding between check and connect);
  * - redirects are never followed (the HTTP client returns a 3xx as a final answer).
@@ -57,12 +59,15 @@ for (const [net, bits] of [
 ] as const) {
   BLOCKED.addSubnet(net, bits, 'ipv4');
 }
-// IPv6: unspecified, loopback, discard-only, documentation, unique-local, link-local, site-local
+// IPv6: unspecified, loopback, NAT64 local-use (RFC 8215), discard-only, IETF protocol assignments
+// (Teredo, ORCHID, benchmarking …), documentation, unique-local, link-local, site-local
 // (deprecated), multicast.
 for (const [net, bits] of [
   ['::', 128],
   ['::1', 128],
+  ['64:ff9b:1::', 48],
   ['100::', 64],
+  ['2001::', 23],
   ['2001:db8::', 32],
   ['fc00::', 7],
   ['fe80::', 10],

@@ -219,6 +219,8 @@ describe('outbound address guard', () => {
   it.each([
     '127.0.0.1', '127.255.0.1', '10.0.0.1', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '100.127.255.254', '0.0.0.0',
     '::1', '::', 'fc00::1', 'fd12:3456::1', 'fe80::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:10.0.0.1', '::ffff:a9fe:a9fe', '64:ff9b::a00:1', '2002:0a00:0001::1', '::127.0.0.1', 'ff02::1',
+    // NAT64 local-use, Teredo (its client address is obfuscated in the last 32 bits), benchmarking.
+    '64:ff9b:1::a00:1', '64:ff9b:1:ffff::8.8.8.8', '2001:0:4136:e378:8000:63bf:3fff:fdd2', '2001::1', '2001:2::1',
   ])('refuses %s', (ip) => {
     expect(isBlockedAddress(ip)).toBe(true);
   });
