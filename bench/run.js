@@ -319,7 +319,7 @@ async function httpFigure(spec, o, runId) {
 
     const codes = await Promise.all(servers.map((s) => s.stop()));
     servers = [];
-    if (o.sqlTiming && spec.db !== 'pg') {
+    if (o.sqlTiming) {
       const text = readFileSync(join(dir, 'server-0.log'), 'utf8');
       const i = text.lastIndexOf('SQL time by statement');
       if (i >= 0) log(text.slice(i).trimEnd().replace(/^/gm, '  '));

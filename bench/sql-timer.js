@@ -1,6 +1,8 @@
 // Preload for the server under `node bench/run.js --sql-timing`: times every better-sqlite3
 // prepare and statement execution by statement kind (table and verb) and prints the totals to
 // stderr when the process exits, so the storage share of a figure can be split by statement.
+// On PostgreSQL it times each pg query from send to answer (round trip: network, parse, plan,
+// execution and waits such as advisory locks), by the same kinds.
 //
 //   node --import ./bench/sql-timer.js bin/cairn.js serve
 import { createRequire } from 'node:module';
@@ -47,6 +49,27 @@ Database.prototype.prepare = function (sql) {
   }
   return stmt;
 };
+
+// PostgreSQL: pg's Client.query, promise form (the one Kysely's driver uses).
+try {
+  const pg = require('pg');
+  const origQuery = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (config, values, callback) {
+    const text = typeof config === 'string' ? config : config?.text;
+    if (typeof text !== 'string' || typeof callback === 'function' || typeof values === 'function') return origQuery.call(this, config, values, callback);
+    const t0 = process.hrtime.bigint();
+    const r = origQuery.call(this, config, values);
+    if (r && typeof r.then === 'function') {
+      return r.then((res) => {
+        add(`pg ${kind(text)}`, process.hrtime.bigint() - t0, res?.rowCount ?? 0);
+        return res;
+      });
+    }
+    return r;
+  };
+} catch {
+  // pg not installed: SQLite only
+}
 
 process.on('exit', () => {
   const rows = [...stats.entries()].sort((a, b) => Number(b[1].ns - a[1].ns));

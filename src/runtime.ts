@@ -2,8 +2,8 @@ import { readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { pino, type Logger } from 'pino';
-import { systemClock, type Clock, type Config } from './core/index.js';
-import { openStore, type Store } from './store/index.js';
+import { PeriodicRunner, systemClock, type Clock, type Config } from './core/index.js';
+import { analyzeGrownTables, openStore, type Store } from './store/index.js';
 import { KeyResolver, WorkspaceRegistry, createKey, upsertWorkspace, listKeys, listWorkspaces } from './governance/index.js';
 import { IngestPipeline, ThreadCommitter, writerThreadAvailable } from './ingest/index.js';
 import { SegmentSweeper } from './profiles/index.js';
@@ -91,6 +91,12 @@ export async function createRuntime(config: Config, opts: { clock?: Clock; log?:
     { intervalMs: config.sweepIntervalMs },
   );
   if (opts.sweep !== false) sweeper.start();
+  // PostgreSQL: analyze the hot tables as they grow (planner-stats.ts); SQLite needs nothing.
+  const plannerStats = new PeriodicRunner(() => analyzeGrownTables(store), {
+    intervalMs: store.dialect.name === 'postgres' && opts.sweep !== false ? PLANNER_STATS_INTERVAL_MS : 0,
+    onError: (err) => log.warn({ err }, 'analyzing grown tables failed; PostgreSQL autovacuum still does it'),
+  });
+  plannerStats.start();
   // Channels: links are signed per workspace (CAIRN_LINK_SECRET, else a key kept in the database,
   // so links survive restarts and verify on every process); one breaker per process.
   const channels = createChannelServices({ db: store.db, clock, linkSecret: config.linkSecret, outboundAllowPrivate: config.outboundAllowPrivate });
@@ -155,6 +161,7 @@ export async function createRuntime(config: Config, opts: { clock?: Clock; log?:
       await webhooks.close();
       await delivery.close();
       await sweeper.stop();
+      await plannerStats.close();
       await pipeline.close();
       // After ingest drained: applies the events it committed last, then records a clean stop.
       await journeys.stop();
@@ -181,6 +188,9 @@ function ingestWriter(config: Config, store: Store, log: Logger): ThreadCommitte
   log.debug('ingest commits run in the SQLite writer thread');
   return new ThreadCommitter({ databaseUrl: config.databaseUrl, sqliteSynchronous: config.sqliteSynchronous, dedupeWindowMs: config.dedupeWindowMs }, (fn) => store.exclusive(fn));
 }
+
+/** How often a PostgreSQL server looks for hot tables that doubled since the last ANALYZE. */
+const PLANNER_STATS_INTERVAL_MS = 10_000;
 
 export const DEMO_WORKSPACE = 'demo';
 

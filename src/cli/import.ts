@@ -3,6 +3,7 @@ import { Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { basename } from 'node:path';
 import type { Runtime } from '../runtime.js';
+import { analyzeGrownTables } from '../store/index.js';
 import { importFile, type ImportFormat, type ImportProgress, type ImportResult } from '../ingest/index.js';
 
 interface ImportCliOptions {
@@ -144,6 +145,8 @@ export function registerImport(program: Command, withRuntime: <T>(fn: (rt: Runti
           progress.stop();
           process.off('SIGINT', onSigint);
         }
+        // After a bulk load, fresh planner statistics (PostgreSQL; see store/planner-stats.ts).
+        await analyzeGrownTables(rt.store).catch((err: unknown) => rt.log.warn({ err }, 'analyzing the imported tables failed; autovacuum will'));
         if (opts.json) console.log(JSON.stringify(result, null, 2));
         else console.log(summary(result));
         if (result.status === 'stopped') process.exitCode = 130;
