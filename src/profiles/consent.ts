@@ -48,6 +48,8 @@ function supersedes(b: ConsentEntry, a: ConsentEntry): boolean {
 
 /** Latest entry per (purpose, channel) by when it happened; see `supersedes` for ties. */
 export function currentConsent(entries: readonly ConsentEntry[]): ConsentState[] {
+  // One entry is its own latest (the common case a recompute meets for every consenting customer).
+  if (entries.length === 1) return [stateOf(entries[0] as ConsentEntry)];
   const latest = new Map<string, ConsentEntry>();
   for (const e of entries) {
     const k = `${e.purpose}\u0000${e.channel}`;
@@ -56,7 +58,11 @@ export function currentConsent(entries: readonly ConsentEntry[]): ConsentState[]
   }
   return [...latest.values()]
     .sort((a, b) => a.purpose.localeCompare(b.purpose) || a.channel.localeCompare(b.channel))
-    .map((e) => ({ purpose: e.purpose, channel: e.channel, status: e.status, source: e.source, occurredAt: new Date(e.occurredAt).toISOString(), wordingVersion: e.wordingVersion }));
+    .map(stateOf);
+}
+
+function stateOf(e: ConsentEntry): ConsentState {
+  return { purpose: e.purpose, channel: e.channel, status: e.status, source: e.source, occurredAt: new Date(e.occurredAt).toISOString(), wordingVersion: e.wordingVersion };
 }
 
 /** Whether the customer may be contacted for a purpose on a channel (channel entry beats '*'). */

@@ -186,6 +186,9 @@ export async function writeDue(trx: Trx, store: Store, workspaceId: string, due:
     } else rows.push([workspaceId, customerId, at]);
   }
   if (rows.length > 0) {
+    // In due order: each row moves an entry of the (workspace_id, due_at) index, so ordered rows walk
+    // that index's pages in order instead of jumping between them (a recompute moves most of them).
+    rows.sort((a, b) => (a[2] as number) - (b[2] as number));
     await insertRows(trx, store.dialect, 'segment_sweep', ['workspace_id', 'customer_id', 'due_at'], rows, {
       suffix: 'on conflict ("workspace_id", "customer_id") do update set "due_at" = excluded."due_at"',
     });

@@ -183,6 +183,35 @@ describe.each(ENGINES)('segment membership on $name', (engine) => {
     expect((await getSegmentHistory(t.store.db, ws, anon)).map((h) => h.change)).toEqual(['entered', 'exited']);
   });
 
+  it('a recompute repairs stored memberships that differ from the evaluation in members, not only in number', async () => {
+    const ws = `ws_${uuidv7().slice(-12)}`;
+    await t.store.transaction((trx) => applyProfileEvents(trx, t.store, ws, model, [track('a', 'm1', NOW - DAY, { revenue: 150, platform: 'ios' }), track('b', 'm2', NOW - DAY, { revenue: 5, platform: 'android' })], NOW));
+    const a = (await findCustomerId(t.store.db, ws, { kind: 'user_id', value: 'a' })) as string;
+    const b = (await findCustomerId(t.store.db, ws, { kind: 'user_id', value: 'b' })) as string;
+    expect(await members(ws)).toEqual([`${a}:big_spenders`, `${a}:ios_buyer`]);
+    // a: as many stored memberships as wanted, one of them wrong (a segment the model no longer has);
+    // b: one stored where none is wanted.
+    await t.store.db.deleteFrom('segment_membership').where('workspace_id', '=', ws).where('customer_id', '=', a).where('segment', '=', 'ios_buyer').execute();
+    await t.store.db
+      .insertInto('segment_membership')
+      .values([
+        { workspace_id: ws, customer_id: a, segment: 'retired', entered_at: NOW },
+        { workspace_id: ws, customer_id: b, segment: 'buyers', entered_at: NOW },
+      ])
+      .execute();
+    const later = NOW + 1000;
+    expect(await recomputeSegments(t.store, ws, model, later)).toBe(2);
+    expect(await members(ws)).toEqual([`${a}:big_spenders`, `${a}:ios_buyer`]);
+    const at = new Date(later).toISOString();
+    expect((await getSegmentHistory(t.store.db, ws, a)).filter((h) => h.at === at)).toEqual(expect.arrayContaining([{ segment: 'retired', change: 'exited', at }, { segment: 'ios_buyer', change: 'entered', at }]));
+    expect((await getSegmentHistory(t.store.db, ws, a)).filter((h) => h.at === at)).toHaveLength(2);
+    expect((await getSegmentHistory(t.store.db, ws, b)).filter((h) => h.at === at)).toEqual([{ segment: 'buyers', change: 'exited', at }]);
+    // Once repaired, a second recompute finds nothing to change.
+    const history = await t.store.db.selectFrom('segment_history').select('id').where('workspace_id', '=', ws).execute();
+    await recomputeSegments(t.store, ws, model, later);
+    expect(await t.store.db.selectFrom('segment_history').select('id').where('workspace_id', '=', ws).execute()).toHaveLength(history.length);
+  });
+
   it('never meets an in_segment cycle: loading refuses one, so every pass has a dependency order', () => {
     const yaml = `version: 1
 workspace:

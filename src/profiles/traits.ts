@@ -36,6 +36,12 @@ export function mergeTraits(into: Traits, from: Traits): void {
 /** Plain values, for API responses and conditions. */
 export function traitValues(traits: Traits): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, t] of Object.entries(traits)) out[k] = t.v;
+  // Object.keys, not Object.entries: the same own keys in the same order without a [key, value]
+  // array per trait (this runs for every evaluated profile; a recompute evaluates them all).
+  const keys = Object.keys(traits);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    out[k] = (traits[k] as TraitValue).v;
+  }
   return out;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseBlueprint, resolveModel } from '../blueprint/index.js';
 import { applyEvent } from './computed.js';
-import { buildEvalInput } from './view.js';
+import { buildEvalInput, isReachable } from './view.js';
 import type { ProfileRow } from './unit.js';
 
 const T0 = Date.parse('2026-11-23T10:00:00.000Z');
@@ -47,5 +47,18 @@ segments:
     expect(after.traits.last_order_value).toBe(40);
     expect(seg('buyers')?.evaluate(after)).toBe(true);
     expect(seg('valued')?.evaluate(after)).toBe(true);
+  });
+
+  it('reaches a channel through an identity of its exact kind only, or through its address trait', () => {
+    const r = (keys: string[]): Pick<ProfileRow, 'identities'> => ({ identities: new Set(keys) });
+    expect(isReachable(r(['email\u0000a@x.io']), {}, 'email')).toBe(true);
+    // A kind that merely starts with "email" is another kind.
+    expect(isReachable(r(['email_hash\u0000ab12', 'user_id\u0000u1']), {}, 'email')).toBe(false);
+    expect(isReachable(r(['phone\u0000+4915']), {}, 'sms')).toBe(true);
+    expect(isReachable(r(['phone\u0000+4915']), {}, 'email')).toBe(false);
+    expect(isReachable(r([]), { email: 'a@x.io' }, 'email')).toBe(true);
+    expect(isReachable(r([]), { email: '  ' }, 'email')).toBe(false);
+    expect(isReachable(r(['phone\u0000+4915']), {}, 'push')).toBe(false);
+    expect(isReachable(r([]), {}, 'in_app')).toBe(true);
   });
 });

@@ -42,6 +42,13 @@ const ADDRESS: Readonly<Record<string, { kinds: readonly string[]; traits: reado
   push: { kinds: [], traits: ['push_token', 'push_tokens', 'device_token'] },
 };
 
+/**
+ * The identity-key prefixes (`kind` + NUL, see identityKey) of each channel's kinds. A key's kind is
+ * its text before the first NUL and kinds contain none, so `key.startsWith(kind + NUL)` is exactly
+ * "the key's kind is `kind`", tested without cutting a substring out of every key.
+ */
+const PREFIXES: Readonly<Record<string, readonly string[]>> = Object.fromEntries(Object.entries(ADDRESS).map(([channel, a]) => [channel, a.kinds.map((k) => `${k}\u0000`)]));
+
 function present(v: unknown): boolean {
   if (typeof v === 'string') return v.trim() !== '';
   if (Array.isArray(v)) return v.length > 0;
@@ -58,10 +65,8 @@ export function isReachable(row: Pick<ProfileRow, 'identities'>, traits: Readonl
   if (channel === 'in_app') return true;
   const a = ADDRESS[channel];
   if (!a) return false;
-  for (const key of row.identities) {
-    const kind = key.slice(0, key.indexOf('\u0000'));
-    if (a.kinds.includes(kind)) return true;
-  }
+  const prefixes = PREFIXES[channel] as readonly string[];
+  if (prefixes.length > 0) for (const key of row.identities) for (const p of prefixes) if (key.startsWith(p)) return true;
   return a.traits.some((t) => present(traits[t]));
 }
 
@@ -81,7 +86,11 @@ export function buildEvalInput(model: WorkspaceModel, row: ProfileRow, opts: Eva
   // A declared computed trait is a trait too (`traits.orders_60d`, as the blueprint declares it);
   // it wins over a stored trait of the same name, and one with no value yet (null) is absent.
   const traits = traitValues(row.traits);
-  for (const [k, v] of Object.entries(computed)) if (v !== undefined && v !== null) traits[k] = v;
+  for (const k in computed) {
+    // computedValues returns a fresh plain object: for…in sees exactly its own keys, in order.
+    const v = computed[k];
+    if (v !== undefined && v !== null) traits[k] = v;
+  }
   return {
     traits,
     computed,
