@@ -138,3 +138,82 @@ export function totalIncrements(offer: ResolvedOffer, kind: ResolvedOfferCap['co
   }
   return out;
 }
+
+/**
+ * The per-profile decision uses (`offer_uses` rows) of recently decided customers, so a group
+ * commit does not read back what this process wrote a moment ago.
+ *
+ * An entry holds every use of one customer at or after its `since`, as committed. It stays
+ * complete because `offer_uses` is written only by DecisionService.commit, which adds each use it
+ * writes to the entry (`add`), and because the cache is trusted only between transactions that
+ * prove nobody else wrote (`begin`/`end`):
+ * - `begin(stamp)` runs inside every decision transaction (holding the write lock) with the store's
+ *   foreign-write stamp. Unless the previous transaction ended cleanly and the stamp is the one it
+ *   saw, another connection or process committed in between (or a transaction failed after adding
+ *   uses) and everything is dropped. An undefined stamp (PostgreSQL, where processes share the
+ *   data) disables the cache.
+ * - `end(token)` after the COMMIT marks the cache clean again, unless another transaction on the
+ *   same store began meanwhile (its own `end` decides then).
+ * Services deciding on one store share its cache (`ProfileUseCache.of`), since they write through
+ * one connection that the stamp cannot tell apart.
+ */
+export class ProfileUseCache {
+  private static readonly byStore = new WeakMap<object, ProfileUseCache>();
+
+  /** The cache of a store (one per store object: its connection is what the stamp is relative to). */
+  static of(store: object): ProfileUseCache {
+    let c = ProfileUseCache.byStore.get(store);
+    if (!c) ProfileUseCache.byStore.set(store, (c = new ProfileUseCache()));
+    return c;
+  }
+
+  private readonly entries = new Map<string, { since: number; uses: ProfileUse[] }>();
+  private stamp: number | undefined;
+  private clean = false;
+  private generation = 0;
+
+  constructor(
+    private readonly maxCustomers = 50_000,
+    /** An entry with more uses than this is dropped instead of grown (read again when needed). */
+    private readonly maxUses = 512,
+  ) {}
+
+  /** Starts a decision transaction; returns a token for `end`, or undefined when the cache must not be used. */
+  begin(stamp: number | undefined): number | undefined {
+    this.generation++;
+    if (stamp === undefined || !this.clean || stamp !== this.stamp) this.entries.clear();
+    this.clean = false;
+    this.stamp = stamp;
+    return stamp === undefined ? undefined : this.generation;
+  }
+
+  /** The transaction of `token` committed. */
+  end(token: number | undefined): void {
+    if (token !== undefined && token === this.generation) this.clean = true;
+  }
+
+  static key(workspaceId: string, customerId: string): string {
+    return `${workspaceId}\u0000${customerId}`;
+  }
+
+  /** The customer's uses at or after `since`, or undefined when the entry is missing or does not reach back that far. */
+  get(key: string, since: number): readonly ProfileUse[] | undefined {
+    const e = this.entries.get(key);
+    return e && e.since <= since ? e.uses : undefined;
+  }
+
+  /** Stores what a query read: every use of the customer at or after `since`. */
+  set(key: string, since: number, uses: ProfileUse[]): void {
+    if (uses.length > this.maxUses) return;
+    if (this.entries.size >= this.maxCustomers) this.entries.clear();
+    this.entries.set(key, { since, uses });
+  }
+
+  /** A use being written in the current transaction (entries that exist stay complete). */
+  add(key: string, use: ProfileUse): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    if (e.uses.length >= this.maxUses) this.entries.delete(key);
+    else e.uses.push(use);
+  }
+}

@@ -218,6 +218,11 @@ function suppressionStep(rule: ResolvedSuppression, offer: ResolvedOffer, subjec
   }
 }
 
+/** What a cap counts, for step details: `per profile, decisions in home_hero in the last 1d`. */
+function capText(cap: ResolvedOffer['caps'][number], slot: string): string {
+  return `${cap.per === 'profile' ? 'per profile' : 'in total'}, ${cap.count}s${cap.placements === 'each' ? ` in ${slot}` : ''}${cap.window ? (cap.window.type === 'rolling' ? ` in the last ${cap.window.text}` : ` this ${cap.window.period}`) : ''}`;
+}
+
 /** A finished decision. */
 export interface DecisionOutcome {
   outcome: 'SELECTED' | 'NO_ACTION';
@@ -248,12 +253,11 @@ export function arbitrate(evaluated: readonly Evaluated[], subject: Subject, ctx
     let capped: Step | null = null;
     for (const cap of e.offer.caps) {
       const n = counts.count(e.offer, cap, ctx.slot, subject.customerId, ctx.now, zone, model.timezone);
-      const what = `${cap.per === 'profile' ? 'per profile' : 'in total'}, ${cap.count}s${cap.placements === 'each' ? ` in ${ctx.slot}` : ''}${cap.window ? cap.window.type === 'rolling' ? ` in the last ${cap.window.text}` : ` this ${cap.window.period}` : ''}`;
       if (n >= cap.limit) {
-        capped = { step: 'cap', passed: false, detail: `${n} of ${cap.limit} ${what}`, values: { count: n, limit: cap.limit, per: cap.per, counted: cap.count } };
+        capped = { step: 'cap', passed: false, detail: `${n} of ${cap.limit} ${capText(cap, ctx.slot)}`, values: { count: n, limit: cap.limit, per: cap.per, counted: cap.count } };
         break;
       }
-      if (explain) e.steps.push({ step: 'cap', passed: true, detail: `${n} of ${cap.limit} ${what}`, values: { count: n, limit: cap.limit, per: cap.per, counted: cap.count } });
+      if (explain) e.steps.push({ step: 'cap', passed: true, detail: `${n} of ${cap.limit} ${capText(cap, ctx.slot)}`, values: { count: n, limit: cap.limit, per: cap.per, counted: cap.count } });
     }
     if (capped) {
       e.steps.push(capped);

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../core/index.js';
 import { parseIdentity } from '../profiles/index.js';
 import { ENGINES } from '../../test/helpers/stores.js';
+import { openStore } from '../store/index.js';
 import { basic, startTestApp, type TestApp } from '../../test/helpers/runtime.js';
 import { planOf } from './plan.js';
 import { SubjectCache } from './subject.js';
@@ -18,7 +19,20 @@ placements:
   - name: hero
     type: web
     fallback_offer: fb
+  - name: banner
+    type: web
 offers:
+  - name: twice
+    placements: [banner]
+    priority: 10
+    caps:
+      - { per: profile, limit: 2, count: decision, window: { type: rolling, length: 1d } }
+    content:
+      banner: { headline: Twice }
+  - name: always
+    placements: [banner]
+    content:
+      banner: { headline: Always }
   - name: fb
     placements: [hero]
     caps:
@@ -64,6 +78,45 @@ describe.each(ENGINES)('decision service on $name', (engine) => {
     await t.rt.store.db.updateTable('customers').set({ traits: JSON.stringify({ plan: { v: 'vip', ts: clock.now(), src: 'test' } }) }).where('workspace_id', '=', ws.id).where('id', '=', first.rec?.id as string).execute();
     const second = await load();
     expect(JSON.parse(second.rec?.traits ?? '{}').plan.v).toBe('vip');
+  });
+
+  it('a per-profile cap counts uses another process wrote since this one last decided', async () => {
+    await identify('other-proc', { plan: 'free' });
+    const decide = async (): Promise<{ decisionId: string; customerId: string; offers: { offer: string }[] }> => {
+      const r = await t.app.inject({ method: 'POST', url: '/v1/decide', headers: { authorization: `Bearer ${t.secretKey}`, 'content-type': 'application/json' }, payload: JSON.stringify({ userId: 'other-proc', placement: 'banner' }) });
+      expect(r.statusCode, r.body).toBe(200);
+      return r.json();
+    };
+    // The first use of `twice` (limit 2): this process now knows the customer's uses.
+    const first = await decide();
+    expect(first.offers.map((o) => o.offer)).toEqual(['twice']);
+    // Another process (its own connection) decides `twice` for the same customer: the second use.
+    const other = openStore(t.rt.config.databaseUrl);
+    try {
+      await other.db.insertInto('offer_uses').values({ workspace_id: t.workspaceId, customer_id: first.customerId, offer: 'twice', at: clock.now(), decision_id: 'elsewhere', slot: 'banner' }).execute();
+    } finally {
+      await other.destroy();
+    }
+    // Two uses in the window: capped, whatever this process remembered.
+    expect((await decide()).offers.map((o) => o.offer)).toEqual(['always']);
+  });
+
+  it('a per-profile cap holds over many group commits: each one sees the uses of those before', async () => {
+    const users = ['waves-1', 'waves-2', 'waves-3', 'waves-4'];
+    for (const u of users) await identify(u, { plan: 'free' });
+    const decide = async (userId: string): Promise<string[]> => {
+      const r = await t.app.inject({ method: 'POST', url: '/v1/decide', headers: { authorization: basic(t.writeKey), 'content-type': 'application/json' }, payload: JSON.stringify({ userId, placement: 'banner' }) });
+      expect(r.statusCode, r.body).toBe(200);
+      return (r.json() as { offers: { offer: string }[] }).offers.map((o) => o.offer);
+    };
+    const served = new Map<string, number>(users.map((u) => [u, 0]));
+    // Waves of concurrent decisions: several group commits, most customers seen before.
+    for (let wave = 0; wave < 5; wave++) {
+      const got = await Promise.all(users.flatMap((u) => [u, u, u].map(async (x) => [x, await decide(x)] as const)));
+      for (const [u, offers] of got) if (offers.includes('twice')) served.set(u, (served.get(u) ?? 0) + 1);
+    }
+    // Exactly the limit: never more (a use missed), never fewer (a use counted twice).
+    for (const u of users) expect(served.get(u), u).toBe(2);
   });
 
   it('the fallback obeys its caps when it is not a candidate (placement + channel)', async () => {

@@ -1,13 +1,14 @@
 import type { Logger } from 'pino';
+import { sql } from 'kysely';
 import { CairnError, closest, decodeCursor, encodeCursor, uuidv7, type Clock } from '../core/index.js';
 import { customerZone } from '../conditions/index.js';
-import { chunkRows, insertRows, type Db, type Store, type Trx } from '../store/index.js';
+import { chunkRows, inChunks, insertRows, type Db, type Store, type Trx } from '../store/index.js';
 import { extractIdentities, parseIdentity, type ProfileEvent } from '../profiles/index.js';
 import type { ResolvedOffer, ResolvedPlacement } from '../blueprint/index.js';
 import type { Workspace } from '../governance/index.js';
 import type { TemplateVars } from '../templates/index.js';
 import { contentVars } from './content.js';
-import { CapCounts, EXPOSURE_EVENTS, profileSince, totalIncrements, totalSeries, type ProfileUse } from './caps.js';
+import { CapCounts, EXPOSURE_EVENTS, ProfileUseCache, profileSince, totalIncrements, totalSeries, type ProfileUse } from './caps.js';
 import { arbitrate, evaluateOffer, NO_PROPENSITY, type CandidateExplanation, type DecideContext, type DecisionOutcome, type Evaluated, type Propensity, type ReasonCode } from './engine.js';
 import { candidatesFor, planOf, type DecisionPlan } from './plan.js';
 import { loadExcludedItems, loadSubject, SubjectCache, type LoadedSubject, type SubjectRef } from './subject.js';
@@ -98,6 +99,8 @@ export class DecisionService {
   private readonly commitDelayMs: number;
   private listenerWork: Promise<void> = Promise.resolve();
   private readonly subjects: SubjectCache;
+  /** Recent per-profile decision uses, shared by every service on this store (see ProfileUseCache). */
+  private readonly uses: ProfileUseCache;
 
   constructor(
     private readonly store: Store,
@@ -109,6 +112,7 @@ export class DecisionService {
     this.maxBatch = opts.maxBatch ?? 256;
     this.commitDelayMs = opts.commitDelayMs ?? 1;
     this.subjects = new SubjectCache(opts.subjectCacheMs ?? 1000);
+    this.uses = ProfileUseCache.of(store);
   }
 
   /**
@@ -221,12 +225,15 @@ export class DecisionService {
       byWs.set(p.workspace.id, list);
     }
     const results = new Map<Pending, { id: string; outcome: DecisionOutcome }>();
+    let token: number | undefined;
     await this.store.transaction(
       async (trx) => {
+        token = this.uses.begin(await this.store.foreignWriteStamp(trx));
+        const cache = token === undefined ? undefined : this.uses;
         for (const [wsId, list] of byWs) {
           const ws = (list[0] as Pending).workspace;
           const counts = new CapCounts();
-          await loadCounts(trx, ws, list, counts);
+          await loadCounts(trx, ws, list, counts, cache);
           const rows: unknown[][] = [];
           const uses: unknown[][] = [];
           const increments = new Map<string, { offer: string; placement: string; series: string; bucket: number; n: number }>();
@@ -247,7 +254,10 @@ export class DecisionService {
               encodeReasons(outcome.reasons),
             ]);
             for (const s of outcome.selected) {
-              if (p.subject.customerId !== null && s.offer.caps.some((c) => c.per === 'profile' && c.count === 'decision')) uses.push([wsId, p.subject.customerId, s.offer.name, p.ctx.now, id, p.ctx.slot]);
+              if (p.subject.customerId !== null && s.offer.caps.some((c) => c.per === 'profile' && c.count === 'decision')) {
+                uses.push([wsId, p.subject.customerId, s.offer.name, p.ctx.now, id, p.ctx.slot]);
+                cache?.add(ProfileUseCache.key(wsId, p.subject.customerId), { offer: s.offer.name, placement: p.ctx.slot, kind: 'decision', at: p.ctx.now });
+              }
               for (const t of totalIncrements(s.offer, 'decision', p.ctx.slot, p.ctx.now, ws.model.timezone)) {
                 const k = `${s.offer.name}\u0000${t.placement}\u0000${t.series}\u0000${t.bucket}`;
                 const cur = increments.get(k);
@@ -267,6 +277,7 @@ export class DecisionService {
       // commit blocked the event loop for an fsync (SQLite) or a WAL flush round trip (PostgreSQL).
       { durability: 'relaxed' },
     );
+    this.uses.end(token);
     return take.map((p) => results.get(p) as { id: string; outcome: DecisionOutcome });
   }
 
@@ -346,13 +357,15 @@ async function bumpCounters(trx: Trx, store: Store, workspaceId: string, kind: s
 /**
  * Reads the counts the caps of a batch's eligible candidates need: per-profile uses of the batch's
  * customers (decision log rows and exposure events within the longest window) and the total
- * counters of the offers concerned.
+ * counters of the offers concerned. With `useCache` (inside a decision transaction that began it),
+ * per-profile decision uses come from it where it has them.
  */
-async function loadCounts(db: Db | Trx, ws: Workspace, list: readonly Pick<Pending, 'ctx' | 'subject' | 'evaluated'>[], counts: CapCounts): Promise<void> {
+async function loadCounts(db: Db | Trx, ws: Workspace, list: readonly Pick<Pending, 'ctx' | 'subject' | 'evaluated'>[], counts: CapCounts, useCache?: ProfileUseCache): Promise<void> {
   const decisionSince = new Map<string, number>();
   const exposureSince = new Map<string, number>();
   const totalOffers = new Set<string>();
-  const decisionOffers = new Set<string>();
+  /** customer id → the offers whose per-profile decision caps its decision checks. */
+  const decisionPairs = new Map<string, Set<string>>();
   let minBucket = Infinity;
   for (const p of list) {
     const zone = customerZone(p.subject.input.traits.timezone, ws.model.timezone);
@@ -373,7 +386,11 @@ async function loadCounts(db: Db | Trx, ws: Workspace, list: readonly Pick<Pendi
         const id = p.subject.customerId;
         if (id === null) continue;
         const since = profileSince(cap, p.ctx.now, zone);
-        if (cap.count === 'decision') decisionOffers.add(e.offer.name);
+        if (cap.count === 'decision') {
+          const set = decisionPairs.get(id);
+          if (set) set.add(e.offer.name);
+          else decisionPairs.set(id, new Set([e.offer.name]));
+        }
         const m = cap.count === 'decision' ? decisionSince : exposureSince;
         m.set(id, Math.min(m.get(id) ?? Infinity, since));
       }
@@ -385,17 +402,51 @@ async function loadCounts(db: Db | Trx, ws: Workspace, list: readonly Pick<Pendi
     return Number.isFinite(s) ? Math.max(0, Math.floor(s)) : 0;
   };
   const maxP = 500;
-  if (decisionSince.size > 0) {
+  if (decisionSince.size > 0 && useCache) {
+    // Customers whose recent uses are cached; the others are read whole (every offer, from the
+    // earliest `since` among them) so that their entries are complete.
+    const misses: string[] = [];
+    let missSince = Infinity;
+    for (const [id, s] of decisionSince) {
+      const since = Number.isFinite(s) ? Math.max(0, Math.floor(s)) : 0;
+      const hit = useCache.get(ProfileUseCache.key(ws.id, id), since);
+      if (hit) for (const u of hit) counts.addUse(id, u);
+      else {
+        misses.push(id);
+        missSince = Math.min(missSince, since);
+      }
+    }
+    for (const ids of inChunks(misses, maxP)) {
+      const rows = await db.selectFrom('offer_uses').select(['customer_id', 'offer', 'slot', 'at']).where('workspace_id', '=', ws.id).where('customer_id', 'in', ids).where('at', '>=', missSince).execute();
+      const read = new Map<string, ProfileUse[]>(ids.map((id) => [id, []]));
+      for (const r of rows) read.get(r.customer_id)?.push({ offer: r.offer, placement: r.slot, kind: 'decision', at: Number(r.at) });
+      for (const [id, uses] of read) {
+        for (const u of uses) counts.addUse(id, u);
+        useCache.set(ProfileUseCache.key(ws.id, id), missSince, uses);
+      }
+    }
+  } else if (decisionSince.size > 0) {
     const since = sinceOf(decisionSince);
-    for (const ids of chunkRows([...decisionSince.keys()], 1, maxP)) {
-      const rows = await db.selectFrom('offer_uses').select(['customer_id', 'offer', 'slot', 'at']).where('workspace_id', '=', ws.id).where('customer_id', 'in', ids).where('offer', 'in', [...decisionOffers]).where('at', '>=', since).execute();
+    // Only the (customer, offer) pairs some decision of the batch checks: `customer in (…) and
+    // offer in (…)` read every batch customer's uses of every batch offer (most of them for
+    // offers of other placements), about six rows for each one needed. A row-value IN over a
+    // VALUES list works on SQLite (whose row-value IN needs a subquery) and PostgreSQL alike.
+    const pairs = [...decisionPairs].flatMap(([id, offers]) => [...offers].map((o) => sql`(${id}, ${o})`));
+    for (const chunk of chunkRows(pairs, 2, maxP)) {
+      const rows = await db
+        .selectFrom('offer_uses')
+        .select(['customer_id', 'offer', 'slot', 'at'])
+        .where('workspace_id', '=', ws.id)
+        .where(sql<boolean>`(${sql.ref('customer_id')}, ${sql.ref('offer')}) in (values ${sql.join(chunk)})`)
+        .where('at', '>=', since)
+        .execute();
       for (const r of rows) counts.addUse(r.customer_id, { offer: r.offer, placement: r.slot, kind: 'decision', at: Number(r.at) });
     }
   }
   if (exposureSince.size > 0) {
     const since = sinceOf(exposureSince);
     const names = Object.keys(EXPOSURE_EVENTS);
-    for (const ids of chunkRows([...exposureSince.keys()], 1, maxP)) {
+    for (const ids of inChunks([...exposureSince.keys()], maxP)) {
       const rows = await db.selectFrom('events').select(['customer_id', 'name', 'ts', 'payload']).where('workspace_id', '=', ws.id).where('customer_id', 'in', ids).where('ts', '>=', since).where('type', '=', 'track').where('name', 'in', names).execute();
       for (const r of rows) {
         const props = (JSON.parse(r.payload) as { properties?: Record<string, unknown> }).properties ?? {};
@@ -407,16 +458,16 @@ async function loadCounts(db: Db | Trx, ws: Workspace, list: readonly Pick<Pendi
     }
   }
   if (totalOffers.size > 0) {
+    // Lifetime counters live in bucket 0, below any window's start: read with the windows' buckets
+    // in one statement (each row once, whichever condition matched it).
     const rows = await db
       .selectFrom('offer_counters')
       .select(['offer', 'placement', 'kind', 'series', 'bucket', 'count'])
       .where('workspace_id', '=', ws.id)
       .where('offer', 'in', [...totalOffers])
-      .where('bucket', '>=', Number.isFinite(minBucket) ? minBucket : 0)
+      .where((eb) => eb.or([eb('bucket', '>=', Number.isFinite(minBucket) ? minBucket : 0), eb('series', '=', 'all')]))
       .execute();
-    // Lifetime counters live in bucket 0, below any window's start.
-    const life = await db.selectFrom('offer_counters').select(['offer', 'placement', 'kind', 'series', 'bucket', 'count']).where('workspace_id', '=', ws.id).where('offer', 'in', [...totalOffers]).where('series', '=', 'all').execute();
-    for (const r of [...rows.filter((r) => r.series !== 'all'), ...life]) counts.addTotal(r.offer, r.placement, r.kind, r.series, Number(r.bucket), Number(r.count));
+    for (const r of rows) counts.addTotal(r.offer, r.placement, r.kind, r.series, Number(r.bucket), Number(r.count));
   }
 }
 
@@ -505,9 +556,30 @@ export async function getDecision(db: Db, workspaceId: string, id: string): Prom
  * decision commit writes. Rows written as a flat {offer: code} map read back unchanged.
  */
 function encodeReasons(reasons: Readonly<Record<string, ReasonCode>>): string {
-  const byCode: Record<string, string[]> = {};
-  for (const [offer, code] of Object.entries(reasons)) (byCode[code] ??= []).push(offer);
-  return JSON.stringify(byCode);
+  // Built as text (the same text JSON.stringify gave for the grouped object): this runs for every
+  // decision over every candidate, and quoting the same few offer names again was most of its cost.
+  const byCode = new Map<string, string[]>();
+  for (const offer in reasons) {
+    const code = reasons[offer] as ReasonCode;
+    const q = quoted(offer);
+    const list = byCode.get(code);
+    if (list) list.push(q);
+    else byCode.set(code, [q]);
+  }
+  let out = '';
+  for (const [code, list] of byCode) out += `${out ? ',' : '{'}${quoted(code)}:[${list.join(',')}]`;
+  return out ? `${out}}` : '{}';
+}
+
+/** JSON string literals of offer names and reason codes, bounded (names come from blueprints). */
+const quotedNames = new Map<string, string>();
+function quoted(name: string): string {
+  let q = quotedNames.get(name);
+  if (q === undefined) {
+    if (quotedNames.size >= 10_000) quotedNames.clear();
+    quotedNames.set(name, (q = JSON.stringify(name)));
+  }
+  return q;
 }
 
 function decodeReasons(text: string): Record<string, ReasonCode> {

@@ -27,6 +27,13 @@ export interface Store {
    * retry timer. On PostgreSQL it just runs `fn`.
    */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Inside a write transaction: a number that differs from the one the previous call returned
+   * exactly when some other connection (another thread or process) committed in between — SQLite's
+   * `PRAGMA data_version`; this store's own commits never change it. For caches of rows only this
+   * process writes. Undefined where the engine cannot tell (PostgreSQL: processes share the data).
+   */
+  foreignWriteStamp(trx: Trx): Promise<number | undefined>;
   migrate(): Promise<string[]>;
   destroy(): Promise<void>;
 }
@@ -92,6 +99,12 @@ export function openStore(url: string, opts: OpenStoreOptions = {}): Store {
       }));
     },
     exclusive: gate,
+    async foreignWriteStamp(trx: Trx): Promise<number | undefined> {
+      if (info.name !== 'sqlite') return undefined;
+      const r = await sql<{ data_version: number | bigint }>`pragma data_version`.execute(trx);
+      const v = r.rows[0]?.data_version;
+      return v === undefined ? undefined : Number(v);
+    },
     async migrate(): Promise<string[]> {
       const migrator = new Migrator({ db, provider: migrationProvider, migrationTableName: 'cairn_migrations', migrationLockTableName: 'cairn_migrations_lock' });
       const { error, results } = await migrator.migrateToLatest();

@@ -1,6 +1,6 @@
 import type { Template } from 'liquidjs';
 import type { ContentBlock } from '../blueprint/index.js';
-import { RENDER_STATE, customerLocale, customerZone, parseTemplate, referencesOf, renderParsed, type RenderState, type TemplateReference } from './engine.js';
+import { RENDER_STATE, compileRender, customerLocale, customerZone, parseTemplate, referencesOf, type RenderState, type TemplateReference } from './engine.js';
 import { lineColumn } from './errors.js';
 
 /** What a template can read. */
@@ -60,8 +60,8 @@ export interface VariantTrace {
   locale: string;
 }
 
-/** One compiled string: a constant when it holds no Liquid markup, else parsed templates. */
-type Compiled = { kind: 'static'; text: string } | { kind: 'liquid'; tpl: Template[]; source: string; where: string };
+/** One compiled string: a constant when it holds no Liquid markup, else parsed templates and their renderer. */
+type Compiled = { kind: 'static'; text: string } | { kind: 'liquid'; tpl: Template[]; render: (scope: object) => string };
 
 /** A content block's fields (or a variant merged over them), compiled. */
 interface CompiledFields {
@@ -84,11 +84,12 @@ export function hasLiquid(source: string): boolean {
 
 function compileString(source: string, where: string): Compiled {
   if (!hasLiquid(source)) return { kind: 'static', text: source };
-  return { kind: 'liquid', tpl: parseTemplate(source, where), source, where };
+  const tpl = parseTemplate(source, where);
+  return { kind: 'liquid', tpl, render: compileRender(tpl, where, source) };
 }
 
 function run(c: Compiled, scope: object): string {
-  return c.kind === 'static' ? c.text : renderParsed(c.tpl, scope, c.where, c.source);
+  return c.kind === 'static' ? c.text : c.render(scope);
 }
 
 type Fields = Pick<ContentBlock, (typeof FIELDS)[number] | 'cta'>;

@@ -1,4 +1,4 @@
-import { Liquid, filters as builtinFilters, type FilterImplOptions, type FS, type Template } from 'liquidjs';
+import { Liquid, Output, TokenKind, TypeGuards, filters as builtinFilters, type FilterImplOptions, type FS, type Template } from 'liquidjs';
 import { closest } from '../core/index.js';
 import { customerZone, isValidTimeZone } from '../conditions/index.js';
 import { FilterFailure, TemplateError, fromLiquidError } from './errors.js';
@@ -308,6 +308,108 @@ export function renderParsed(tpl: Template[], scope: object, where: string, sour
     throw new TemplateError('CAIRN_ERR_TEMPLATE_LIMIT', where, source, 0, `output is ${text.length} characters; the limit is ${TEMPLATE_LIMITS.outputChars}`);
   }
   return text;
+}
+
+/**
+ * A parsed template, ready to render against a scope: `renderParsed`, or for a template that only
+ * interpolates values a direct function with the same output (see `compileInterpolation`).
+ */
+export function compileRender(tpl: Template[], where: string, source: string): (scope: object) => string {
+  const fast = compileInterpolation(tpl);
+  if (fast === null) return (scope) => renderParsed(tpl, scope, where, source);
+  return (scope) => {
+    const text = fast(scope);
+    if (text === undefined) return renderParsed(tpl, scope, where, source);
+    if (text.length > TEMPLATE_LIMITS.outputChars) {
+      throw new TemplateError('CAIRN_ERR_TEMPLATE_LIMIT', where, source, 0, `output is ${text.length} characters; the limit is ${TEMPLATE_LIMITS.outputChars}`);
+    }
+    return text;
+  };
+}
+
+/** Text, or a value read along a path of own properties, optionally `| default: "literal"`. */
+type InterpolationPart = string | { path: string[]; fallback: string | undefined };
+
+/** Keys LiquidJS answers itself for arrays and strings (`list.size`); such templates take the full path. */
+const COMPUTED_KEYS = new Set(['size', 'first', 'last']);
+
+/**
+ * Offer content is mostly text with a few `{{ profile.traits.first_name | default: "there" }}`
+ * outputs, and a LiquidJS render (context, emitter, generators, filter dispatch) costs a few µs of a
+ * decision for each. A template made only of text and outputs of the form `{{ a.b["c"] }}` or
+ * `{{ a.b | default: "text" }}` is compiled here to a function that reads the values directly.
+ *
+ * The function reproduces LiquidJS's rules for the values it handles and returns undefined for any
+ * other value, so the caller renders with LiquidJS and the output never differs (tested against
+ * LiquidJS in templates.test.ts):
+ * - a path step reads an own property (ownPropertyOnly) of a plain object or array; a missing value
+ *   or a step through null/undefined gives undefined; a step through a string, number, function or
+ *   a non-plain object (a Drop, something with toLiquid) → undefined result (LiquidJS path);
+ * - `size`, `first` and `last` (computed by LiquidJS) and dynamic or numeric keys are not compiled;
+ * - output: strings as they are, numbers and booleans with String(), null/undefined as '';
+ *   arrays and objects → LiquidJS path;
+ * - `default` (the built-in filter, one quoted argument, no keyword arguments): the fallback for
+ *   '', null, undefined and false (jsTruthy is off, so 0 is kept).
+ * Returns null when the template has anything else (tags, other filters, literals, operators).
+ */
+export function compileInterpolation(tpl: readonly Template[]): ((scope: object) => string | undefined) | null {
+  if (engine.options.outputEscape !== undefined || engine.options.jsTruthy) return null;
+  const parts: InterpolationPart[] = [];
+  for (const t of tpl) {
+    if (t.token.kind === TokenKind.HTML) {
+      const str = (t as { str?: unknown }).str;
+      if (typeof str !== 'string') return null;
+      parts.push(str);
+      continue;
+    }
+    if (!(t instanceof Output)) return null;
+    const { initial, filters } = t.value;
+    const token = initial.postfix.length === 1 ? initial.postfix[0] : undefined;
+    if (token === undefined || !TypeGuards.isPropertyAccessToken(token) || token.variable !== undefined) return null;
+    const path: string[] = [];
+    for (const prop of token.props) {
+      let key: string;
+      if (prop.kind === TokenKind.Word) key = (prop as { content: string }).content;
+      else if (TypeGuards.isQuotedToken(prop)) key = prop.content;
+      else return null;
+      if (typeof key !== 'string' || COMPUTED_KEYS.has(key)) return null;
+      path.push(key);
+    }
+    if (path.length === 0) return null;
+    let fallback: string | undefined;
+    if (filters.length > 1) return null;
+    const f = filters[0];
+    if (f !== undefined) {
+      const arg = f.args.length === 1 ? f.args[0] : undefined;
+      if (f.name !== 'default' || (f as unknown as { handler: unknown }).handler !== builtinFilters.default || f.raw || arg === undefined || Array.isArray(arg) || !TypeGuards.isQuotedToken(arg as never)) return null;
+      fallback = (arg as unknown as { content: string }).content;
+      if (typeof fallback !== 'string') return null;
+    }
+    parts.push({ path, fallback });
+  }
+  return (scope) => {
+    let out = '';
+    for (const part of parts) {
+      if (typeof part === 'string') {
+        out += part;
+        continue;
+      }
+      let v: unknown = scope;
+      for (const key of part.path) {
+        if (v === undefined || v === null) break;
+        if (typeof v !== 'object') return undefined;
+        const proto: unknown = Object.getPrototypeOf(v);
+        if ((proto !== Object.prototype && proto !== Array.prototype && proto !== null) || typeof (v as { toLiquid?: unknown }).toLiquid === 'function') return undefined;
+        v = Object.hasOwn(v, key) ? (v as Record<string, unknown>)[key] : undefined;
+      }
+      if (typeof v === 'string') out += v.length > 0 || part.fallback === undefined ? v : part.fallback;
+      else if (v === undefined || v === null) out += part.fallback ?? '';
+      else if (typeof v === 'number') out += String(v);
+      else if (typeof v === 'boolean') out += v === false && part.fallback !== undefined ? part.fallback : String(v);
+      else return undefined;
+    }
+    return out;
+  };
 }
 
 /** A variable a template reads from its scope, e.g. `profile.traits.first_name`, with the 0-based offset of its root. */
