@@ -116,20 +116,20 @@ async function saveUnit(trx: Trx, store: Store, workspaceId: string, unit: Profi
   const events = unit.events.map((p) => [workspaceId, fin(p.customer.id), p.id, p.event.source, p.event.messageId, p.event.type, p.event.name, p.event.ts, p.event.receivedAt, p.event.payload]);
   await insertRows(trx, store.dialect, 'events', ['workspace_id', 'customer_id', 'id', 'source', 'message_id', 'type', 'name', 'ts', 'received_at', 'payload'], events);
 
-  const consent = unit.consent.map((c) => ({
-    workspace_id: workspaceId,
-    customer_id: fin(c.customer.id),
-    id: c.id,
-    purpose: c.input.purpose,
-    channel: c.input.channel,
-    status: c.input.status,
-    source: c.event.source,
-    occurred_at: c.event.ts,
-    wording_version: c.input.wordingVersion,
-    recorded_at: c.event.receivedAt,
-    message_id: c.event.messageId,
-  }));
-  for (const chunk of chunkRows(consent, 11, maxP)) await trx.insertInto('consent').values(chunk).execute();
+  const consent = unit.consent.map((c) => [
+    workspaceId,
+    fin(c.customer.id),
+    c.id,
+    c.input.purpose,
+    c.input.channel,
+    c.input.status,
+    c.event.source,
+    c.event.ts,
+    c.input.wordingVersion ?? null,
+    c.event.receivedAt,
+    c.event.messageId,
+  ]);
+  await insertRows(trx, store.dialect, 'consent', ['workspace_id', 'customer_id', 'id', 'purpose', 'channel', 'status', 'source', 'occurred_at', 'wording_version', 'recorded_at', 'message_id'], consent);
 
   const log = unit.log.map((l) => ({ workspace_id: workspaceId, id: l.id, outcome: l.outcome, customer_id: fin(l.customerId), other_id: l.otherId, detail: l.detail, message_id: l.messageId, at: l.at }));
   for (const chunk of chunkRows(log, 8, maxP)) await trx.insertInto('identity_log').values(chunk).execute();
