@@ -1,11 +1,12 @@
 import { closest, parseDuration } from '../core/index.js';
 import { children, fieldSpan, literalOf, literalSpan, staticType, stringLiteral, type Literal, type Node } from './ast.js';
+import { DAYS_SINCE_EVENT } from './builtins.js';
 import { counterSpec } from './counters.js';
 import { unsafePattern } from './runtime.js';
 import { VARIABLES } from './environment.js';
 import { ConditionError, type ConditionErrorCode } from './errors.js';
 import type { BoundFunction, ConditionFunction, ConditionFunctions, ConditionOverload, LiteralRole } from './functions.js';
-import type { ConditionReferences, CounterSpec, NormalizedDeclarations } from './types.js';
+import type { ComparisonOp, ConditionReferences, CounterSpec, DaysSinceUses, NormalizedDeclarations } from './types.js';
 import { EVENT_FIELDS, PROFILE_FIELDS } from './values.js';
 
 /**
@@ -24,6 +25,8 @@ export interface ResolvedCall {
   readonly candidates: readonly { readonly overload: ConditionOverload; readonly impl: BoundFunction }[];
   /** Per argument: its literal value, or undefined for an expression. */
   readonly literals: readonly unknown[];
+  /** Keys of the counters binding this call declared. */
+  readonly counters: readonly string[];
 }
 
 /** Global functions CEL itself defines (cel-js); anything else must be registered. */
@@ -409,6 +412,7 @@ export class Analyzer {
       throw this.#error('CAIRN_ERR_CONDITION_TYPE', call.start, call.end - call.start, `no overload of ${fn.name}() takes (${types.join(', ')})`);
     }
     const literals = args.map((a) => literalOf(a)?.value);
+    const declared: string[] = [];
     for (const o of fitting) {
       o.params.forEach((p, i) => {
         const arg = args[i];
@@ -428,6 +432,7 @@ export class Analyzer {
         counter: (req) => {
           const spec = counterSpec(req);
           if (!this.#counters.has(spec.key)) this.#counters.set(spec.key, spec);
+          if (!declared.includes(spec.key)) declared.push(spec.key);
           this.#refs.events.add(spec.event);
           if (spec.windowMs !== undefined) this.#dependsOnTime = true;
           return spec.key;
@@ -436,8 +441,81 @@ export class Analyzer {
       if (overload.timeDependent === true) this.#dependsOnTime = true;
       return { overload, impl };
     });
-    this.calls.set(call, { fn, candidates, literals });
+    this.calls.set(call, { fn, candidates, literals, counters: declared });
   }
+
+  // ------------------------------------------------------------------------------------------
+  // Pass 3: days_since (after resolveCalls)
+
+  /**
+   * Where the condition's value can depend on days_since: per event, the numeric literals each
+   * `days_since(event)` call is compared with, or null for an event with any other use. Only the
+   * built-in overload counts as days_since(event) (DAYS_SINCE_EVENT); any other call of a function
+   * named days_since makes `unanchored` true.
+   */
+  daysSinceUses(root: Node): DaysSinceUses {
+    const byEvent = new Map<string, { event: string; key: string; comparisons: { op: ComparisonOp; days: number }[] | null }>();
+    let unanchored = false;
+    // Call nodes of days_since(event), each with the comparison it is the operand of (if it is one).
+    const compared = new Map<Node, { op: ComparisonOp; days: number }>();
+    const visit = (n: Node): void => {
+      const op = COMPARISONS.get(n.op);
+      if (op !== undefined) {
+        const [l, r] = n.args as [Node, Node];
+        const rightDays = numericLiteral(r);
+        const leftDays = numericLiteral(l);
+        if (rightDays !== undefined && this.#daysSinceEvent(l) !== undefined) compared.set(l, { op, days: rightDays });
+        else if (leftDays !== undefined && this.#daysSinceEvent(r) !== undefined) compared.set(r, { op: FLIPPED[op], days: leftDays });
+      }
+      for (const c of children(n)) visit(c);
+    };
+    visit(root);
+    for (const [node, call] of this.calls) {
+      if (call.fn.name !== 'days_since') continue;
+      const site = this.#daysSinceEvent(node);
+      if (site === undefined) {
+        unanchored = true;
+        continue;
+      }
+      let entry = byEvent.get(site.key);
+      if (entry === undefined) byEvent.set(site.key, (entry = { event: site.event, key: site.key, comparisons: [] }));
+      const cmp = compared.get(node);
+      if (cmp === undefined) entry.comparisons = null;
+      else entry.comparisons?.push(cmp);
+    }
+    const events = [...byEvent.values()].sort((a, b) => (a.event < b.event ? -1 : a.event > b.event ? 1 : 0));
+    return Object.freeze({ events: Object.freeze(events.map((e) => Object.freeze({ ...e, comparisons: e.comparisons === null ? null : Object.freeze(e.comparisons) }))), unanchored });
+  }
+
+  /** The event and counter of a call of the built-in days_since(event), else undefined. */
+  #daysSinceEvent(n: Node): { event: string; key: string } | undefined {
+    const call = this.calls.get(n);
+    if (call === undefined || call.candidates.length !== 1 || call.candidates[0]?.overload !== DAYS_SINCE_EVENT) return undefined;
+    const event = call.literals[0];
+    const key = call.counters[0];
+    return typeof event === 'string' && key !== undefined && call.counters.length === 1 ? { event, key } : undefined;
+  }
+}
+
+const COMPARISONS: ReadonlyMap<string, ComparisonOp> = new Map<string, ComparisonOp>([
+  ['<', '<'],
+  ['<=', '<='],
+  ['>', '>'],
+  ['>=', '>='],
+  ['==', '=='],
+  ['!=', '!='],
+]);
+
+/** `k op x` is `x FLIPPED[op] k`. */
+const FLIPPED: Readonly<Record<ComparisonOp, ComparisonOp>> = { '<': '>', '<=': '>=', '>': '<', '>=': '<=', '==': '==', '!=': '!=' };
+
+/** A literal int or double (a unary minus applied), as a number; undefined for anything else, uints included. */
+function numericLiteral(n: Node): number | undefined {
+  const lit = literalOf(n);
+  if (lit === undefined) return undefined;
+  const v = lit.value;
+  if (typeof v === 'bigint') return Number(v);
+  return typeof v === 'number' ? v : undefined;
 }
 
 function isScalar(v: Literal): boolean {

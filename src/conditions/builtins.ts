@@ -1,5 +1,5 @@
 import { DAY } from '../core/index.js';
-import { ConditionFunctions, type BindSite, type BoundFunction, type ConditionFunction } from './functions.js';
+import { ConditionFunctions, type BindSite, type BoundFunction, type ConditionFunction, type ConditionOverload } from './functions.js';
 import { customerOffset, hourAt, weekdayAt } from './time.js';
 import { bigintOf, isPlainMap, ownReader } from './values.js';
 import type { EvalInput, LastEvent } from './types.js';
@@ -72,6 +72,24 @@ function sumOf(windowed: boolean, filtered: boolean): (site: BindSite) => BoundF
   };
 }
 
+/**
+ * days_since(event): `(now - last_ts) / DAY` as a double, +Infinity when the event never happened.
+ * Exported so that the analysis (analyze.ts) can recognise this exact overload — and only it, not a
+ * function of the same name in another registry — when it works out where a comparison can flip.
+ */
+export const DAYS_SINCE_EVENT: ConditionOverload = Object.freeze({
+  params: [event],
+  returns: 'double',
+  timeDependent: true,
+  bind: (site: BindSite): BoundFunction => {
+    const key = site.counter({ kind: 'last_seen', event: str(site.literals[0]) });
+    return (input) => {
+      const ts = lastSeen(input, key);
+      return ts === undefined ? Infinity : (input.now - ts) / DAY;
+    };
+  },
+});
+
 export const BUILTIN_FUNCTIONS: readonly ConditionFunction[] = [
   {
     name: 'count',
@@ -123,18 +141,7 @@ export const BUILTIN_FUNCTIONS: readonly ConditionFunction[] = [
     name: 'days_since',
     description: 'Days (fractional) since the customer last did `event` (+Infinity when never), or since a timestamp.',
     overloads: [
-      {
-        params: [event],
-        returns: 'double',
-        timeDependent: true,
-        bind: (site) => {
-          const key = site.counter({ kind: 'last_seen', event: str(site.literals[0]) });
-          return (input) => {
-            const ts = lastSeen(input, key);
-            return ts === undefined ? Infinity : (input.now - ts) / DAY;
-          };
-        },
-      },
+      DAYS_SINCE_EVENT,
       {
         params: [{ name: 'time', type: 'google.protobuf.Timestamp' }],
         returns: 'double',

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { ConditionError, compileCondition, createConditionCompiler, referenceEvaluate, type ConditionErrorCode } from './index.js';
+import { ConditionError, compileCondition, counterSpec, createConditionCompiler, referenceEvaluate, type ConditionErrorCode } from './index.js';
 import { DECL, NOW, makeInput } from './fixtures.js';
 
 /** Compiles and returns the ConditionError it must throw. */
@@ -306,6 +306,64 @@ describe('references', () => {
     });
     expect(c.references.functions).toEqual(['consent', 'count', 'in_segment', 'stage']);
     expect(compileCondition('traits.plan == "plus"', DECL).references.dependsOnTime).toBe(false);
+  });
+});
+
+describe('days_since uses', () => {
+  const uses = (source: string) => compileCondition(source, DECL).daysSince;
+  const key = (event: string): string => counterSpec({ kind: 'last_seen', event }).key;
+
+  test('comparisons with numeric literals, either side, ints and doubles, unary minus', () => {
+    const u = uses(
+      'exists("Order Completed") && days_since("Order Completed") > 45 && 7 > days_since("Order Completed") || days_since("Order Completed") >= 0.5 || -1 <= days_since("Order Completed") || days_since("Order Completed") != -2.25 || days_since("Order Completed") == 3.0',
+    );
+    expect(u).toEqual({
+      unanchored: false,
+      events: [
+        {
+          event: 'Order Completed',
+          key: key('Order Completed'),
+          comparisons: [
+            { op: '>', days: 45 },
+            { op: '<', days: 7 },
+            { op: '>=', days: 0.5 },
+            { op: '>=', days: -1 },
+            { op: '!=', days: -2.25 },
+            { op: '==', days: 3 },
+          ],
+        },
+      ],
+    });
+    // Flipped operators: `k op x` is `x op' k`.
+    expect(uses('1 < days_since("Signed Up") && 2.5 >= days_since("Signed Up")').events[0]?.comparisons).toEqual([
+      { op: '>', days: 1 },
+      { op: '<=', days: 2.5 },
+    ]);
+    expect(uses('traits.plan == "plus"')).toEqual({ unanchored: false, events: [] });
+  });
+
+  test('any other use of the event leaves it without thresholds; other events keep theirs', () => {
+    const forced = [
+      'days_since("Order Completed") * 24.0 > 36.0',
+      'days_since("Order Completed") > days_since("Signed Up")',
+      'days_since("Order Completed") > traits.score',
+      'days_since("Order Completed") > dyn(3)',
+      'days_since("Order Completed") in [1.0, 2.0]',
+      'days_since("Order Completed") > - -2',
+      'cel.bind(d, days_since("Order Completed"), d > 3.0)',
+      'days_since("Order Completed") > 3 && int(days_since("Order Completed")) == 4',
+    ];
+    for (const source of forced) expect(uses(source).events.find((e) => e.event === 'Order Completed')?.comparisons, source).toBeNull();
+    const mixed = uses('days_since("Order Completed") * 2.0 > 3.0 && days_since("Signed Up") < 14');
+    expect(mixed.events.map((e) => [e.event, e.comparisons])).toEqual([
+      ['Order Completed', null],
+      ['Signed Up', [{ op: '<', days: 14 }]],
+    ]);
+  });
+
+  test('the timestamp overload is unanchored; exists() alone is no use', () => {
+    expect(uses('days_since(traits.birthday) > 30')).toEqual({ unanchored: true, events: [] });
+    expect(uses('exists("Order Completed")')).toEqual({ unanchored: false, events: [] });
   });
 });
 

@@ -11,6 +11,7 @@ import {
   type ConditionLimits,
   type ConditionReferences,
   type CounterSpec,
+  type DaysSinceUses,
   type EvalInput,
   type Explanation,
   type ExplainStep,
@@ -33,6 +34,8 @@ export interface CompiledCondition {
   /** The counters evaluation reads through `input.counter(key)`; the profile engine keeps them. */
   readonly counters: readonly CounterSpec[];
   readonly references: ConditionReferences;
+  /** Its uses of days_since, for knowing when time alone can change its value (src/profiles/due.ts). */
+  readonly daysSince: DaysSinceUses;
   /** The fast path: true when the condition holds; false when it does not or cannot be decided. */
   evaluate(input: EvalInput): boolean;
   /** The same evaluation, recording every comparison, call and boolean operand with its value. */
@@ -90,6 +93,7 @@ class Condition implements CompiledCondition {
     readonly source: string,
     readonly counters: readonly CounterSpec[],
     readonly references: ConditionReferences,
+    readonly daysSince: DaysSinceUses,
     parsed: ParseResult,
     decl: NormalizedDeclarations,
     compiled: { root: Ev; slots: number } | { reason: string },
@@ -214,7 +218,7 @@ class Compiler_ implements ConditionCompiler {
       if (!(e instanceof Unsupported)) throw e;
       compiled = { reason: e.message };
     }
-    return new Condition(source, Object.freeze(analyzer.counters), analyzer.references(), parsed, this.declarations, compiled, this.limits.maxEvalSteps);
+    return new Condition(source, Object.freeze(analyzer.counters), analyzer.references(), analyzer.daysSinceUses(parsed.ast), parsed, this.declarations, compiled, this.limits.maxEvalSteps);
   }
 
   reference(source: string, input: EvalInput): ReferenceResult {

@@ -166,6 +166,35 @@ export interface Explanation {
   compiled: boolean;
 }
 
+/** A comparison operator, as if the compared expression were on its left (`7 > x` is `x < 7`). */
+export type ComparisonOp = '<' | '<=' | '>' | '>=' | '==' | '!=';
+
+/**
+ * How a condition reads `days_since(event)` for one event — what the time sweep needs to know when
+ * it can flip (src/profiles/due.ts).
+ */
+export interface DaysSinceEvent {
+  readonly event: string;
+  /** The last_seen counter the calls read (CounterSpec.key). */
+  readonly key: string;
+  /**
+   * Every use of `days_since(event)` in the condition, when each one is compared with a numeric
+   * literal (`days_since(e) > 45`, `0.5 >= days_since(e)`): the operator, days_since on its left,
+   * and the literal in days (ints converted, unary minus applied). Null when some use is anything
+   * else — arithmetic, a comparison with an expression, an argument, a bind — so its value can
+   * matter at any instant.
+   */
+  readonly comparisons: readonly { readonly op: ComparisonOp; readonly days: number }[] | null;
+}
+
+/** The condition's uses of days_since, found on its type-checked syntax tree. */
+export interface DaysSinceUses {
+  /** One entry per event given to days_since(event), sorted by event. */
+  readonly events: readonly DaysSinceEvent[];
+  /** days_since is also called in a form not tied to an event (the timestamp overload). */
+  readonly unanchored: boolean;
+}
+
 /** What a condition refers to: for dependency tracking (which events can change a segment) and lint. */
 export interface ConditionReferences {
   readonly traits: readonly string[];

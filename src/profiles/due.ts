@@ -1,5 +1,5 @@
 import { DAY, HOUR, MINUTE } from '../core/index.js';
-import { customerZone, zoneOffset, type CompiledCondition } from '../conditions/index.js';
+import { customerZone, zoneOffset, type ComparisonOp, type CompiledCondition } from '../conditions/index.js';
 import { inChunks, insertRows, type Store, type Trx } from '../store/index.js';
 import type { ResolvedComputedTrait, WorkspaceModel } from '../blueprint/index.js';
 import type { ProfileRow } from './unit.js';
@@ -19,10 +19,19 @@ import { scopeParts, type CustomerScope } from './scope.js';
  * - Windowed count()/sum() (and declared windowed computed traits a condition reads): the value
  *   changes only when a non-empty bucket leaves the window, exactly at (bucket + span) × width —
  *   the oldest non-empty bucket still inside decides. Empty counters contribute nothing.
- * - days_since(event): continuous in time, compared with thresholds the sweep does not parse. It is
- *   checked on a grid anchored at the event's last time — every whole hour after it, and 1 ms after
- *   each — so thresholds in whole hours or days (`> 14`, `>= 0.5`) are seen at the exact instant
- *   for both `>` and `>=`; other thresholds are seen within the hour (TIME_GRID_MS).
+ * - days_since(event) when every use of it, in every segment and stage, is a comparison with a
+ *   numeric literal (`days_since("X") > 45`, `0.5 >= days_since("X")`; found on the checked syntax
+ *   tree, conditions/analyze.ts): exact. A comparison with threshold N days can flip only at
+ *   last_ts + N·DAY (`>=`, `<`, `==`) or 1 ms later (`>`, `<=`, `==`, `!=`) — precisely, at the
+ *   first whole ms whose quotient reaches or passes N (flipOffsets). The due is the earliest of
+ *   those strictly after t; none once all have passed, and none while the event never happened
+ *   (+Infinity, until an event re-evaluates). Times are whole milliseconds.
+ * - days_since(event) used in any other way (arithmetic, compared with an expression or with
+ *   another days_since, passed on, bound), or with a threshold beyond ±1e8 days: continuous, so it
+ *   is checked on a grid anchored at the event's last time — every whole hour after it, and 1 ms
+ *   after each — where a threshold in whole hours (`days_since("X") * 24.0 > 36.0`) is seen at the
+ *   exact instant, any other within the hour (TIME_GRID_MS). One such use puts every use of that
+ *   event on the grid; other events stay exact.
  * - now(), days_since(timestamp) and time-dependent functions registered by others: the same grid,
  *   anchored at whole UTC hours (a threshold that is not on it is seen within the hour).
  * - local_hour(), local_weekday(): the next hour (or midnight) boundary in the customer's zone; when
@@ -42,17 +51,22 @@ const QUARTER = 15 * MINUTE;
 const HANDLED = new Set(['count', 'sum', 'last', 'exists', 'opened', 'in_segment', 'stage', 'consent', 'reachable', 'visits', 'days_since', 'local_hour', 'local_weekday', 'now']);
 
 /**
- * days_since called with something other than a string literal (the timestamp overload). Errs on
- * the safe side: anything it cannot rule out (a parenthesized literal, the name inside a string)
- * only adds the hourly grid.
+ * Thresholds (days) beyond this are left to the grid: up to it, the instant a comparison flips is a
+ * safe integer of milliseconds after the event (1e8 days ≈ 8.64e15 ms, the whole Date range).
  */
-const DAYS_SINCE_TIMESTAMP = /\bdays_since\s*\(\s*(?![rR]?["'])/;
+const MAX_THRESHOLD_DAYS = 1e8;
 
 /** What in a model's segment and stage conditions depends on time; computed once per model. */
 export interface TimePlan {
   /** Windowed count/sum states a condition reads: their oldest non-empty bucket's expiry. */
   readonly windowed: readonly ResolvedComputedTrait[];
-  /** last_seen counters read by days_since(event): the grid anchored at the event's time. */
+  /**
+   * last_seen counters of events whose days_since(event) is only ever compared with numeric
+   * literals: the offsets from the event's time (ms, ascending) at which one of those comparisons
+   * can flip.
+   */
+  readonly thresholds: readonly { readonly counter: ResolvedComputedTrait; readonly offsets: readonly number[] }[];
+  /** last_seen counters read by days_since(event) in any other way: the grid anchored at the event's time. */
   readonly anchored: readonly ResolvedComputedTrait[];
   /** now(), days_since(timestamp) or another registry's time function: the UTC hour grid. */
   readonly utcGrid: boolean;
@@ -70,7 +84,8 @@ export function timePlan(model: WorkspaceModel): TimePlan {
   if (plan) return plan;
   const byName = new Map(model.computed.map((d) => [d.name, d]));
   const windowed = new Set<ResolvedComputedTrait>();
-  const anchored = new Set<ResolvedComputedTrait>();
+  // Per last_seen counter read by days_since(event): the flip offsets, or null for the grid.
+  const elapsed = new Map<ResolvedComputedTrait, Set<number> | null>();
   let utcGrid = false;
   let localHour = false;
   let localDay = false;
@@ -89,25 +104,65 @@ export function timePlan(model: WorkspaceModel): TimePlan {
     if (fns.includes('local_hour')) localHour = true;
     if (fns.includes('local_weekday')) localDay = true;
     if (fns.includes('now')) utcGrid = true;
-    if (fns.includes('days_since')) {
-      for (const spec of c.counters) {
-        const d = byName.get(spec.key);
-        if (d && d.kind === 'last_seen') anchored.add(d);
-      }
-      if (DAYS_SINCE_TIMESTAMP.test(c.source)) utcGrid = true;
+    if (c.daysSince.unanchored) utcGrid = true;
+    for (const use of c.daysSince.events) {
+      const d = byName.get(use.key);
+      if (!d || d.kind !== 'last_seen') continue;
+      let offsets = elapsed.get(d);
+      if (offsets === null) continue;
+      if (offsets === undefined) elapsed.set(d, (offsets = new Set()));
+      // One use that is not a comparison with a literal (or a threshold out of range): the grid.
+      const flips = use.comparisons?.map((cmp) => flipOffsets(cmp.op, cmp.days));
+      if (flips === undefined || flips.some((f) => f === undefined)) elapsed.set(d, null);
+      else for (const f of flips) for (const o of f ?? []) offsets.add(o);
     }
     if (fns.some((f) => !HANDLED.has(f))) utcGrid = true;
   }
+  const thresholds: { counter: ResolvedComputedTrait; offsets: number[] }[] = [];
+  const anchored: ResolvedComputedTrait[] = [];
+  for (const [counter, offsets] of elapsed) {
+    if (offsets === null) anchored.push(counter);
+    else if (offsets.size > 0) thresholds.push({ counter, offsets: [...offsets].sort((a, b) => a - b) });
+  }
   plan = Object.freeze({
     windowed: [...windowed],
-    anchored: [...anchored],
+    thresholds,
+    anchored,
     utcGrid,
     localHour,
     localDay,
-    any: windowed.size > 0 || anchored.size > 0 || utcGrid || localHour || localDay,
+    any: windowed.size > 0 || thresholds.length > 0 || anchored.length > 0 || utcGrid || localHour || localDay,
   });
   plans.set(model, plan);
   return plan;
+}
+
+/**
+ * The offsets from an event's time (whole ms) at which `days_since(event) op days` can change value,
+ * for days_since = (now − ts) / DAY in doubles, as builtins.ts computes it: it is monotonic in the
+ * elapsed ms, so `>=`/`<` flip at the first offset whose quotient reaches the threshold, `>`/`<=` at
+ * the first that passes it (1 ms later for a threshold in whole ms), `==`/`!=` at both. Undefined
+ * when the threshold is not a finite number within MAX_THRESHOLD_DAYS (left to the grid).
+ */
+export function flipOffsets(op: ComparisonOp, days: number): number[] | undefined {
+  if (!Number.isFinite(days) || Math.abs(days) > MAX_THRESHOLD_DAYS) return undefined;
+  // days × DAY may be rounded: step to the exact first offset by the same division evaluation does.
+  let reached = Math.ceil(days * DAY);
+  while (reached / DAY < days) reached++;
+  while ((reached - 1) / DAY >= days) reached--;
+  let passed = reached;
+  while (passed / DAY <= days) passed++;
+  switch (op) {
+    case '>=':
+    case '<':
+      return [reached];
+    case '>':
+    case '<=':
+      return [passed];
+    case '==':
+    case '!=':
+      return reached === passed ? [reached] : [reached, passed];
+  }
 }
 
 /** The first instant after t on the grid {anchor + k·GRID, anchor + k·GRID + 1 ms}. */
@@ -140,6 +195,18 @@ export function nextChange(plan: TimePlan, model: WorkspaceModel, row: ProfileRo
     }
     // Bucket i counts while floor(t / width) - span + 1 <= i, i.e. until (i + span) × width.
     if (oldest !== Infinity) due = Math.min(due, (oldest + span) * d.bucketMs);
+  }
+  for (const { counter, offsets } of plan.thresholds) {
+    const s = row.computed[counter.name];
+    if (s === undefined || !('ts' in s) || typeof s.ts !== 'number') continue;
+    // Never happened: days_since is +Infinity and no comparison with a literal flips until it does.
+    const since = t - s.ts;
+    for (const o of offsets) {
+      if (o > since) {
+        due = Math.min(due, s.ts + o);
+        break;
+      }
+    }
   }
   for (const d of plan.anchored) {
     const s = row.computed[d.name];

@@ -24,6 +24,7 @@ import {
   type ProfileEvent,
   type ProfileRow,
 } from './index.js';
+import { flipOffsets } from './due.js';
 
 const NOW = Date.parse('2026-07-01T12:00:00.000Z');
 const iso = (t: number): string => new Date(t).toISOString();
@@ -64,6 +65,27 @@ segments:
     condition: last("Order Completed").category == "shoes"
 `);
 
+// Only days_since: exact thresholds on "Order Completed" (both sides, fractional, off the hour grid),
+// the hourly grid on "Product Viewed" (one use in arithmetic), for the focused sweep property.
+const THRESHOLDS = modelOf(`version: 1
+workspace:
+  name: Thresholds
+segments:
+  - name: half_day
+    condition: days_since("Order Completed") < 0.5
+  - name: between
+    condition: 1.3 < days_since("Order Completed") && 2 >= days_since("Order Completed")
+  - name: lapsed
+    condition: exists("Order Completed") && days_since("Order Completed") >= 3
+  - name: late
+    condition: 2.71 <= days_since("Order Completed")
+  - name: browsed
+    condition: days_since("Product Viewed") * 24.0 >= 30.0 || days_since("Product Viewed") > 2
+stages:
+  - name: gone
+    condition: in_segment("lapsed")
+`);
+
 const LAPSING = modelOf(`version: 1
 workspace:
   name: Lapsing
@@ -72,7 +94,9 @@ segments:
     condition: days_since("Order Completed") > 14
 `);
 
-// Everything time-dependent the sweep knows, for the property tests.
+// Everything time-dependent the sweep knows, for the property tests. days_since("Order Completed")
+// is only compared with literals (exact thresholds: 0.5, 1.3 — off the hour grid — 2 and 3 days);
+// days_since("Product Viewed") is also used in arithmetic, so it stays on the hourly grid.
 const ALL = modelOf(`version: 1
 workspace:
   name: All
@@ -93,6 +117,12 @@ segments:
     condition: count("Order Completed", "6h") >= 1
   - name: lapsing
     condition: exists("Order Completed") && days_since("Order Completed") >= 3
+  - name: half_day
+    condition: days_since("Order Completed") < 0.5
+  - name: between
+    condition: 1.3 < days_since("Order Completed") && 2 >= days_since("Order Completed")
+  - name: browsed_30h
+    condition: days_since("Product Viewed") * 24.0 >= 30.0 || days_since("Product Viewed") > 2
   - name: three_day
     condition: computed.orders_3d >= 1
   - name: office_hours
@@ -108,10 +138,14 @@ stages:
     condition: in_segment("lifetime") && !in_segment("recent")
 `);
 
-function order(model: WorkspaceModel, userId: string, id: string, ts: number, props: Record<string, unknown> = {}): ProfileEvent {
-  const message = { type: 'track', userId, event: 'Order Completed', messageId: id, properties: props };
-  return { source: 'web', messageId: id, type: 'track', name: 'Order Completed', ts, receivedAt: ts, identities: extractIdentities(model, message), properties: props, payload: JSON.stringify(message) };
+function order(model: WorkspaceModel, userId: string, id: string, ts: number, props: Record<string, unknown> = {}, event = 'Order Completed'): ProfileEvent {
+  const message = { type: 'track', userId, event, messageId: id, properties: props };
+  return { source: 'web', messageId: id, type: 'track', name: event, ts, receivedAt: ts, identities: extractIdentities(model, message), properties: props, payload: JSON.stringify(message) };
 }
+
+/** Event ages (ms) that land near the days_since thresholds of ALL, or anywhere in 40 days. */
+const NEAR = [0.5, 1.25, 1.3, 2, 3].map((d) => d * DAY);
+const ageArb = fc.oneof(fc.integer({ min: 0, max: 40 * DAY }), fc.tuple(fc.constantFrom(...NEAR), fc.integer({ min: -3 * HOUR, max: 3 * HOUR })).map(([d, off]) => Math.max(0, d + off)));
 
 function identify(model: WorkspaceModel, userId: string, id: string, ts: number, traits: Record<string, unknown>): ProfileEvent {
   const message = { type: 'identify', userId, messageId: id, traits };
@@ -148,9 +182,11 @@ describe('time plan and next change (pure)', () => {
     expect(w.windowed.map((d) => d.windowMs).sort((x, y) => (x as number) - (y as number))).toEqual([7 * DAY, 30 * DAY]);
     expect([w.utcGrid, w.localHour, w.localDay, w.anchored.length]).toEqual([false, false, false, 0]);
     const all = timePlan(ALL);
-    // 30d, 14d filtered, 7d sum, 6h, and the declared 3d trait; days_since anchors on its last_seen counter.
+    // 30d, 14d filtered, 7d sum, 6h, and the declared 3d trait.
     expect(all.windowed.length).toBe(5);
-    expect(all.anchored.map((d) => d.kind)).toEqual(['last_seen']);
+    // days_since("Order Completed") only meets literals: exact offsets; "Product Viewed" is in arithmetic: the grid.
+    expect(all.thresholds.map((x) => [x.counter.event, x.offsets])).toEqual([['Order Completed', [0.5 * DAY, 1.3 * DAY + 1, 2 * DAY + 1, 3 * DAY]]]);
+    expect(all.anchored.map((d) => [d.kind, d.event])).toEqual([['last_seen', 'Product Viewed']]);
     expect([all.utcGrid, all.localHour, all.localDay]).toEqual([false, true, true]);
     expect(timePlan(modelOf('version: 1\nworkspace:\n  name: T\nsegments:\n  - name: old\n    condition: days_since(profile.first_seen) > 90\n')).utcGrid).toBe(true);
     expect(timePlan(modelOf('version: 1\nworkspace:\n  name: T\nsegments:\n  - name: later\n    condition: now() > timestamp("2027-01-01T00:00:00Z")\n')).utcGrid).toBe(true);
@@ -178,14 +214,14 @@ describe('time plan and next change (pure)', () => {
       base: fc.constantFrom(...around),
       shift: fc.integer({ min: -3 * DAY, max: 3 * DAY }),
       zone: fc.option(fc.constantFrom(...zones), { nil: undefined }),
-      orders: fc.array(fc.record({ age: fc.integer({ min: 0, max: 40 * DAY }), shoes: fc.boolean(), revenue: fc.integer({ min: 0, max: 90 }) }), { maxLength: 6 }),
+      orders: fc.array(fc.record({ age: ageArb, shoes: fc.boolean(), revenue: fc.integer({ min: 0, max: 90 }), viewed: fc.boolean() }), { maxLength: 6 }),
       probes: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 1, maxLength: 6 }),
     });
     fc.assert(
       fc.property(arb, ({ base, shift, zone, orders, probes }) => {
         const t = base + shift;
         const states: Record<string, computed.ComputedState> = {};
-        for (const o of orders) computed.applyEvent(defs, states, { type: 'track', name: 'Order Completed', ts: t - o.age, properties: { category: o.shoes ? 'shoes' : 'hats', revenue: o.revenue } }, t);
+        for (const o of orders) computed.applyEvent(defs, states, { type: 'track', name: o.viewed ? 'Product Viewed' : 'Order Completed', ts: t - o.age, properties: { category: o.shoes ? 'shoes' : 'hats', revenue: o.revenue } }, t);
         const r = row(states, zone === undefined ? {} : { timezone: zone });
         const due = nextChange(plan, ALL, r, t);
         // The local-time segments make every profile due at some point.
@@ -201,6 +237,101 @@ describe('time plan and next change (pure)', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('days_since compared with literals is due exactly when a comparison can flip, and never once all have', () => {
+    const T0 = Date.parse('2026-05-03T07:41:12.345Z');
+    const lapsing = modelOf('version: 1\nworkspace:\n  name: T\nsegments:\n  - name: lapsing\n    condition: exists("Order Completed") && days_since("Order Completed") > 45\n');
+    const plan = timePlan(lapsing);
+    const [d] = plan.thresholds.map((x) => x.counter);
+    if (!d) throw new Error('no exact days_since counter');
+    expect(plan.anchored).toEqual([]);
+    const at = (ts: number | undefined, t: number) => nextChange(plan, lapsing, row(ts === undefined ? {} : { [d.name]: { ts } }), t);
+    // `> 45` holds from 1 ms after 45 days: due then, from any time before it (not on the next hour).
+    expect(at(T0, T0)).toBe(T0 + 45 * DAY + 1);
+    expect(at(T0, T0 + 30 * DAY + 17 * MINUTE)).toBe(T0 + 45 * DAY + 1);
+    expect(at(T0, T0 + 45 * DAY)).toBe(T0 + 45 * DAY + 1);
+    expect(segmentsAt(lapsing, row({ [d.name]: { ts: T0 } }), T0 + 45 * DAY)).toBe('');
+    expect(segmentsAt(lapsing, row({ [d.name]: { ts: T0 } }), T0 + 45 * DAY + 1)).toBe('lapsing');
+    // Past it nothing can change with time any more; never ordered: +Infinity, nothing either.
+    expect(at(T0, T0 + 45 * DAY + 1)).toBeUndefined();
+    expect(at(T0, T0 + 400 * DAY)).toBeUndefined();
+    expect(at(undefined, T0)).toBeUndefined();
+  });
+
+  it('each operator flips at its own instant; a literal on the left is the mirrored operator; an event in the future too', () => {
+    const T0 = Date.parse('2026-05-03T07:41:12.345Z');
+    const due = (condition: string, t: number, ts = T0): number | undefined => {
+      const m = modelOf(`version: 1\nworkspace:\n  name: T\nsegments:\n  - name: s\n    condition: '${condition}'\n`);
+      const plan = timePlan(m);
+      const d = plan.thresholds[0]?.counter;
+      if (!d) throw new Error(`no exact days_since counter for ${condition}`);
+      return nextChange(plan, m, row({ [d.name]: { ts } }), t);
+    };
+    expect(due('days_since("Order Completed") >= 0.5', T0)).toBe(T0 + 12 * HOUR);
+    expect(due('days_since("Order Completed") < 0.5', T0)).toBe(T0 + 12 * HOUR);
+    expect(due('days_since("Order Completed") <= 0.5', T0)).toBe(T0 + 12 * HOUR + 1);
+    expect(due('7 > days_since("Order Completed")', T0)).toBe(T0 + 7 * DAY);
+    expect(due('7 >= days_since("Order Completed")', T0)).toBe(T0 + 7 * DAY + 1);
+    // == holds for exactly one millisecond: due at it, then just after it.
+    expect(due('days_since("Order Completed") == 2.0', T0)).toBe(T0 + 2 * DAY);
+    expect(due('days_since("Order Completed") != 2.0', T0 + 2 * DAY)).toBe(T0 + 2 * DAY + 1);
+    expect(due('days_since("Order Completed") != 2.0', T0 + 2 * DAY + 1)).toBeUndefined();
+    // Off the hour grid: 1.3 days is 31 h 12 min.
+    expect(due('days_since("Order Completed") > 1.3', T0 + HOUR)).toBe(T0 + 31 * HOUR + 12 * MINUTE + 1);
+    // An event stamped in the future (clock skew): days_since is negative until then.
+    expect(due('days_since("Order Completed") > -1', T0, T0 + 3 * DAY)).toBe(T0 + 2 * DAY + 1);
+    expect(due('days_since("Order Completed") >= 0', T0, T0 + 3 * DAY)).toBe(T0 + 3 * DAY);
+    // Several thresholds: the next one after t.
+    expect(due('days_since("Order Completed") > 3 && days_since("Order Completed") < 10', T0 + 4 * DAY)).toBe(T0 + 10 * DAY);
+  });
+
+  it('one use of an event that is not a comparison with a literal keeps that event on the hourly grid; other events stay exact', () => {
+    const T0 = Date.parse('2026-05-03T07:41:12.345Z');
+    const m = modelOf(`version: 1
+workspace:
+  name: T
+segments:
+  - name: lapsing
+    condition: days_since("Order Completed") > 45 && days_since("Product Viewed") > 10
+  - name: hours
+    condition: days_since("Product Viewed") * 24.0 > 36.0
+`);
+    const plan = timePlan(m);
+    expect(plan.thresholds.map((x) => [x.counter.event, x.offsets])).toEqual([['Order Completed', [45 * DAY + 1]]]);
+    expect(plan.anchored.map((d) => d.event)).toEqual(['Product Viewed']);
+    const byEvent = (e: string) => m.computed.find((d) => d.kind === 'last_seen' && d.event === e)?.name as string;
+    const r = row({ [byEvent('Order Completed')]: { ts: T0 }, [byEvent('Product Viewed')]: { ts: T0 - 5 * MINUTE } });
+    // Product Viewed: the next whole hour after it, and 1 ms after each.
+    expect(nextChange(plan, m, r, T0)).toBe(T0 - 5 * MINUTE + HOUR);
+    expect(nextChange(plan, m, r, T0 - 5 * MINUTE + HOUR)).toBe(T0 - 5 * MINUTE + HOUR + 1);
+    // The timestamp overload stays on the UTC hour grid.
+    const ts = modelOf('version: 1\nworkspace:\n  name: T\nsegments:\n  - name: old\n    condition: days_since(profile.first_seen) > 90.0 && days_since("Order Completed") > 1\n');
+    expect([timePlan(ts).utcGrid, timePlan(ts).thresholds.length]).toEqual([true, 1]);
+  });
+
+  it('flip offsets match how days_since is evaluated, for any threshold', () => {
+    const ops = ['<', '<=', '>', '>=', '==', '!='] as const;
+    const holds = (op: (typeof ops)[number], x: number, days: number): boolean => {
+      const v = x / DAY;
+      return op === '<' ? v < days : op === '<=' ? v <= days : op === '>' ? v > days : op === '>=' ? v >= days : op === '==' ? v === days : v !== days;
+    };
+    fc.assert(
+      fc.property(fc.constantFrom(...ops), fc.oneof(fc.double({ min: -400, max: 400, noNaN: true }), fc.integer({ min: -400 * 24, max: 400 * 24 }).map((h) => h / 24)), (op, days) => {
+        const offsets = flipOffsets(op, days) as number[];
+        expect(offsets).toBeDefined();
+        // Around the threshold, every change of value (between x − 1 and x) is at an offset …
+        const c = Math.round(days * DAY);
+        for (const o of offsets) expect(Math.abs(o - c)).toBeLessThanOrEqual(2);
+        for (let x = c - 4; x <= c + 4; x++) if (holds(op, x, days) !== holds(op, x - 1, days)) expect(offsets, `${op} ${days} changes at ${x}`).toContain(x);
+        // … and an ordering comparison does change at its offset (exactly one).
+        if (op !== '==' && op !== '!=') expect(offsets.map((o) => holds(op, o, days) !== holds(op, o - 1, days))).toEqual([true]);
+      }),
+      { numRuns: 500 },
+    );
+    expect(flipOffsets('>', 1e9)).toBeUndefined();
+    expect(flipOffsets('>', 45)).toEqual([45 * DAY + 1]);
+    expect(flipOffsets('==', 45)).toEqual([45 * DAY, 45 * DAY + 1]);
   });
 
   it('local hour and weekday boundaries follow the customer zone and its DST switches', () => {
@@ -322,26 +453,30 @@ describe.each(ENGINES)('the time sweep on $name', (engine) => {
     expect(await dueRows(ws)).toEqual([]);
   });
 
-  it('days_since crossing a whole-day threshold is seen at the exact millisecond', async () => {
+  it('days_since crossing a threshold is due at the exact millisecond, not every hour; a recompute leaves the due alone', async () => {
     const ws = `ws_${uuidv7().slice(-12)}`;
     const ts = Date.parse('2026-07-01T10:17:23.456Z');
     const clock = new VirtualClock(NOW);
     await ingest(ws, LAPSING, [order(LAPSING, 'a', 'm1', ts)], NOW);
     const a = (await findCustomerId(t.store.db, ws, { kind: 'user_id', value: 'a' })) as string;
+    // `> 14` holds from 1 ms after 14 days: that is the only instant it can flip.
+    expect(await dueRows(ws)).toEqual([{ customer: a, due: iso(ts + 14 * DAY + 1) }]);
+    // A recompute days later (nothing changed) does not move it.
+    await recomputeSegments(t.store, ws, LAPSING, NOW + 3 * DAY + 17 * MINUTE);
+    expect(await dueRows(ws)).toEqual([{ customer: a, due: iso(ts + 14 * DAY + 1) }]);
     const s = sweeper(ws, LAPSING, clock);
-    clock.set(ts + 14 * DAY - 10 * MINUTE);
-    await s.runOnce();
+    clock.set(ts + 14 * DAY);
+    expect((await s.runOnce()).evaluated).toBe(0);
     expect(await getSegmentMemberships(t.store.db, ws, a)).toEqual([]);
-    // Next check on the hour grid anchored at the order: exactly 14 days after it.
-    expect(await dueRows(ws)).toEqual([{ customer: a, due: iso(ts + 14 * DAY) }]);
     clock.set(ts + 14 * DAY + 5 * MINUTE);
-    await s.runOnce();
-    // `> 14` holds from 1 ms after 14 days.
+    expect((await s.runOnce()).evaluated).toBe(1);
     expect(await getSegmentHistory(t.store.db, ws, a)).toEqual([{ segment: 'lapsing', change: 'entered', at: iso(ts + 14 * DAY + 1) }]);
-    // A new order ends it in real time and moves the due.
+    // In the segment for good (until an order): no row.
+    expect(await dueRows(ws)).toEqual([]);
+    // A new order ends it in real time and schedules its own 14 days.
     await ingest(ws, LAPSING, [order(LAPSING, 'a', 'm2', clock.now())], clock.now());
     expect(await getSegmentMemberships(t.store.db, ws, a)).toEqual([]);
-    expect((await dueRows(ws))[0]?.due).toBe(iso(clock.now() + 1));
+    expect((await dueRows(ws))[0]?.due).toBe(iso(clock.now() + 14 * DAY + 1));
   });
 
   it('runs periodically when started, and stops', async () => {
@@ -404,13 +539,49 @@ describe.each(ENGINES)('the time sweep on $name', (engine) => {
     expect(await dueRows(bad)).toHaveLength(1);
   });
 
+  it('days_since thresholds: after sweeping at any time T, memberships equal a recompute at T (property)', async () => {
+    // Mostly near the thresholds off the hour grid (1.3 and 2.71 days), where an hourly check would be late.
+    const near = fc.tuple(fc.constantFrom(1.3 * DAY, 2.71 * DAY), fc.integer({ min: -90 * MINUTE, max: 90 * MINUTE })).map(([d, off]) => d + off);
+    const eventArb = fc.record({ user: fc.constantFrom('a', 'b'), age: fc.oneof({ arbitrary: near, weight: 3 }, { arbitrary: ageArb, weight: 1 }), viewed: fc.boolean() });
+    // Steps of a few minutes to a few hours, so sweeps land between the hour grid and the thresholds.
+    const stepArb = fc.record({
+      delayMinutes: fc.integer({ min: 0, max: 6 * 60 }),
+      extraMs: fc.constantFrom(0, 1),
+      batch: fc.option(fc.array(eventArb, { minLength: 1, maxLength: 2 }), { freq: 4, nil: undefined }),
+    });
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(eventArb, { minLength: 1, maxLength: 4 }), fc.array(stepArb, { minLength: 1, maxLength: 8 }), async (first, steps) => {
+        const ws = `ws_${uuidv7().slice(-12)}`;
+        const clock = new VirtualClock(NOW);
+        const s = sweeper(ws, THRESHOLDS, clock);
+        const toEvents = (batch: typeof first, now: number): ProfileEvent[] => batch.map((e) => order(THRESHOLDS, e.user, `d${n++}`, now - e.age, {}, e.viewed ? 'Product Viewed' : 'Order Completed'));
+        await ingest(ws, THRESHOLDS, toEvents(first, NOW), NOW);
+        for (const step of steps) {
+          clock.advance(step.delayMinutes * MINUTE + step.extraMs);
+          if (step.batch !== undefined) {
+            await ingest(ws, THRESHOLDS, toEvents(step.batch, clock.now()), clock.now());
+            continue;
+          }
+          await s.runOnce();
+          const swept = { members: await members(ws), history: await historyCount(ws) };
+          expect((await dueRows(ws)).every((d) => Date.parse(d.due) > clock.now())).toBe(true);
+          await recomputeSegments(t.store, ws, THRESHOLDS, clock.now());
+          expect({ members: await members(ws), history: await historyCount(ws) }).toEqual(swept);
+        }
+      }),
+      { numRuns: engine.name === 'postgres' ? 25 : 40 },
+    );
+  }, 120_000);
+
   it('after sweeping at any time T, memberships and stages equal a recompute at T (property)', async () => {
     const users = ['a', 'b', 'c'];
     const zones = ['America/New_York', 'Asia/Kolkata', 'Europe/Berlin'];
     const eventArb = fc.record({
       user: fc.constantFrom(...users),
-      ageMinutes: fc.integer({ min: 0, max: 40 * 24 * 60 }),
+      ageMinutes: fc.oneof(fc.integer({ min: 0, max: 40 * 24 * 60 }), ageArb.map((ms) => Math.round(ms / MINUTE))),
       shoes: fc.boolean(),
+      viewed: fc.boolean(),
       revenue: fc.integer({ min: 0, max: 90 }),
       zone: fc.option(fc.constantFrom(...zones), { freq: 3, nil: undefined }),
     });
@@ -431,7 +602,7 @@ describe.each(ENGINES)('the time sweep on $name', (engine) => {
           batch.map((e) => {
             const id = `p${n++}`;
             if (e.zone !== undefined && e.ageMinutes % 2 === 0) return identify(ALL, e.user, id, now - e.ageMinutes * MINUTE, { timezone: e.zone });
-            return order(ALL, e.user, id, now - e.ageMinutes * MINUTE, { category: e.shoes ? 'shoes' : 'hats', revenue: e.revenue });
+            return order(ALL, e.user, id, now - e.ageMinutes * MINUTE, { category: e.shoes ? 'shoes' : 'hats', revenue: e.revenue }, e.viewed ? 'Product Viewed' : 'Order Completed');
           });
         await ingest(ws, ALL, toEvents(first, NOW), NOW);
         for (const step of steps) {
