@@ -341,7 +341,7 @@ const COMPUTED_KEYS = new Set(['size', 'first', 'last']);
  *
  * The function reproduces LiquidJS's rules for the values it handles and returns undefined for any
  * other value, so the caller renders with LiquidJS and the output never differs (tested against
- * LiquidJS in templates.test.ts):
+ * LiquidJS in interpolation.test.ts):
  * - a path step reads an own property (ownPropertyOnly) of a plain object or array; a missing value
  *   or a step through null/undefined gives undefined; a step through a string, number, function or
  *   a non-plain object (a Drop, something with toLiquid) → undefined result (LiquidJS path);
