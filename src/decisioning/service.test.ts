@@ -6,6 +6,7 @@ import { openStore } from '../store/index.js';
 import { basic, startTestApp, type TestApp } from '../../test/helpers/runtime.js';
 import { planOf } from './plan.js';
 import { SubjectCache } from './subject.js';
+import { DecisionService } from './service.js';
 
 /** Decision service details on both engines: the subject cache under concurrent commits, fallback caps. */
 
@@ -99,6 +100,28 @@ describe.each(ENGINES)('decision service on $name', (engine) => {
     }
     // Two uses in the window: capped, whatever this process remembered.
     expect((await decide()).offers.map((o) => o.offer)).toEqual(['always']);
+  });
+
+  it('a workspace whose decisions cannot be written fails only its own callers in a shared group commit', async () => {
+    await identify('shared-commit', { plan: 'free' });
+    const ws = await t.rt.workspaces.get(t.workspaceId);
+    // A second workspace whose rows the database refuses (a NOT NULL workspace_id): its decisions
+    // land in the same group commit as the healthy workspace's.
+    const broken = { ...ws, id: null as unknown as string };
+    const service = new DecisionService(t.rt.store, clock, t.rt.log, { commitDelayMs: 20 });
+    try {
+      const [good, bad] = await Promise.allSettled([
+        service.decide(ws, { userId: 'shared-commit', placement: 'banner' }),
+        service.decide(broken, { anonymousId: 'visitor-x', placement: 'banner' }),
+      ]);
+      expect(good.status).toBe('fulfilled');
+      expect(bad.status).toBe('rejected');
+      const id = good.status === 'fulfilled' ? good.value.decisionId : '';
+      const logged = await t.rt.store.db.selectFrom('decisions').select('id').where('workspace_id', '=', ws.id).where('id', '=', id).execute();
+      expect(logged).toHaveLength(1);
+    } finally {
+      await service.close();
+    }
   });
 
   it('a per-profile cap holds over many group commits: each one sees the uses of those before', async () => {

@@ -211,8 +211,24 @@ export class DecisionService {
         const ids = await this.commit(take);
         take.forEach((p, i) => p.resolve(ids[i] as { id: string; outcome: DecisionOutcome }));
       } catch (err) {
-        this.log.error({ err }, 'decision commit failed');
-        for (const p of take) p.reject(err);
+        const groups = new Map<string, Pending[]>();
+        for (const p of take) groups.set(p.workspace.id, [...(groups.get(p.workspace.id) ?? []), p]);
+        if (groups.size === 1) {
+          this.log.error({ err }, 'decision commit failed');
+          for (const p of take) p.reject(err);
+          continue;
+        }
+        // Nothing was written (one transaction). Each workspace is decided again on its own, so a
+        // workspace whose commit fails fails only its own callers.
+        for (const [workspaceId, group] of groups) {
+          try {
+            const ids = await this.commit(group);
+            group.forEach((p, i) => p.resolve(ids[i] as { id: string; outcome: DecisionOutcome }));
+          } catch (e) {
+            this.log.error({ err: e, workspaceId }, 'decision commit failed');
+            for (const p of group) p.reject(e);
+          }
+        }
       }
     }
   }
