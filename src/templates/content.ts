@@ -1,7 +1,7 @@
 import type { Template } from 'liquidjs';
 import type { ContentBlock } from '../blueprint/index.js';
-import { RENDER_STATE, compileRender, customerLocale, customerZone, parseTemplate, referencesOf, type RenderState, type TemplateReference } from './engine.js';
-import { lineColumn } from './errors.js';
+import { RENDER_STATE, TEMPLATE_LIMITS, compileRender, customerLocale, customerZone, parseTemplate, referencesOf, type RenderState, type TemplateReference } from './engine.js';
+import { TemplateError, lineColumn } from './errors.js';
 
 /** What a template can read. */
 export interface TemplateVars {
@@ -31,7 +31,11 @@ export type RenderedContent = Record<string, unknown>;
 export interface CompiledContent {
   /** The content block's key (channel or placement name). */
   readonly key: string;
-  render(vars: TemplateVars, segments: ReadonlySet<string>): RenderedContent;
+  /**
+   * Renders the chosen variant's fields. They share one render-time budget (`budgetMs`, default
+   * the per-template limit): past it, CAIRN_ERR_TEMPLATE_LIMIT names the field that ran out.
+   */
+  render(vars: TemplateVars, segments: ReadonlySet<string>, budgetMs?: number): RenderedContent;
   /**
    * Which variant `render` picks for these variables and why (previews): the same selection, with
    * the reason each variant before the chosen one did not fit.
@@ -61,7 +65,7 @@ export interface VariantTrace {
 }
 
 /** One compiled string: a constant when it holds no Liquid markup, else parsed templates and their renderer. */
-type Compiled = { kind: 'static'; text: string } | { kind: 'liquid'; tpl: Template[]; render: (scope: object) => string };
+type Compiled = { kind: 'static'; text: string } | { kind: 'liquid'; tpl: Template[]; where: string; render: (scope: object, limitMs?: number) => string };
 
 /** A content block's fields (or a variant merged over them), compiled. */
 interface CompiledFields {
@@ -85,11 +89,20 @@ export function hasLiquid(source: string): boolean {
 function compileString(source: string, where: string): Compiled {
   if (!hasLiquid(source)) return { kind: 'static', text: source };
   const tpl = parseTemplate(source, where);
-  return { kind: 'liquid', tpl, render: compileRender(tpl, where, source) };
+  return { kind: 'liquid', tpl, where, render: compileRender(tpl, where, source) };
 }
 
-function run(c: Compiled, scope: object): string {
-  return c.kind === 'static' ? c.text : c.render(scope);
+/**
+ * Renders one compiled string. With a deadline (performance.now() ms), the render may use only the
+ * time left: the fields of one content block share one render-time limit, so a block of N
+ * templates cannot take N times the limit.
+ */
+function run(c: Compiled, scope: object, deadline?: number): string {
+  if (c.kind === 'static') return c.text;
+  if (deadline === undefined) return c.render(scope);
+  const left = deadline - performance.now();
+  if (left <= 0) throw new TemplateError('CAIRN_ERR_TEMPLATE_LIMIT', c.where, '', 0, `the content block's fields took more than ${TEMPLATE_LIMITS.renderMs} ms to render together`);
+  return c.render(scope, left);
 }
 
 type Fields = Pick<ContentBlock, (typeof FIELDS)[number] | 'cta'>;
@@ -183,12 +196,13 @@ class CompiledBlock implements CompiledContent {
     return { chosen: chosen === this.base ? null : checked.length - 1, checked, zone: scope.timezone, locale: scope.locale };
   }
 
-  render(vars: TemplateVars, segments: ReadonlySet<string>): RenderedContent {
+  render(vars: TemplateVars, segments: ReadonlySet<string>, budgetMs: number = TEMPLATE_LIMITS.renderMs): RenderedContent {
     const scope = renderScope(vars);
     const chosen = this.select(segments, scope.locale);
     const out: RenderedContent = {};
-    for (const [name, c] of chosen.fields) out[name] = run(c, scope);
-    if (chosen.cta) out.cta = { label: run(chosen.cta.label, scope), url: run(chosen.cta.url, scope) };
+    const deadline = performance.now() + budgetMs;
+    for (const [name, c] of chosen.fields) out[name] = run(c, scope, deadline);
+    if (chosen.cta) out.cta = { label: run(chosen.cta.label, scope, deadline), url: run(chosen.cta.url, scope, deadline) };
     return out;
   }
 }

@@ -295,11 +295,14 @@ function rethrow(err: TemplateError, reason: string, source: string): never {
   throw new TemplateError(err.code, err.where, source, err.offset, reason);
 }
 
-/** Renders pre-parsed templates synchronously within the limits; throws TemplateError. */
-export function renderParsed(tpl: Template[], scope: object, where: string, source: string): string {
+/**
+ * Renders pre-parsed templates synchronously within the limits; throws TemplateError. `limitMs`
+ * narrows the render-time limit (a content block's fields share one budget, see content.ts).
+ */
+export function renderParsed(tpl: Template[], scope: object, where: string, source: string, limitMs?: number): string {
   let out: unknown;
   try {
-    out = engine.renderSync(tpl, scope);
+    out = limitMs === undefined ? engine.renderSync(tpl, scope) : engine.renderSync(tpl, scope, { renderLimit: Math.max(1, Math.min(limitMs, TEMPLATE_LIMITS.renderMs)) });
   } catch (e) {
     throw fromLiquidError(e, 'render', where, source);
   }
@@ -314,12 +317,12 @@ export function renderParsed(tpl: Template[], scope: object, where: string, sour
  * A parsed template, ready to render against a scope: `renderParsed`, or for a template that only
  * interpolates values a direct function with the same output (see `compileInterpolation`).
  */
-export function compileRender(tpl: Template[], where: string, source: string): (scope: object) => string {
+export function compileRender(tpl: Template[], where: string, source: string): (scope: object, limitMs?: number) => string {
   const fast = compileInterpolation(tpl);
-  if (fast === null) return (scope) => renderParsed(tpl, scope, where, source);
-  return (scope) => {
+  if (fast === null) return (scope, limitMs) => renderParsed(tpl, scope, where, source, limitMs);
+  return (scope, limitMs) => {
     const text = fast(scope);
-    if (text === undefined) return renderParsed(tpl, scope, where, source);
+    if (text === undefined) return renderParsed(tpl, scope, where, source, limitMs);
     if (text.length > TEMPLATE_LIMITS.outputChars) {
       throw new TemplateError('CAIRN_ERR_TEMPLATE_LIMIT', where, source, 0, `output is ${text.length} characters; the limit is ${TEMPLATE_LIMITS.outputChars}`);
     }

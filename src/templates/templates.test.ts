@@ -186,6 +186,16 @@ describe('compileContentBlock', () => {
     expect(err.column).toBe('Hallo {{ name | '.length + 1);
   });
 
+  it('gives the fields of a block one render-time budget, so N templates cannot take N times the limit', () => {
+    const c = compileContentBlock('web', { headline: 'Static', body: 'Hi {{ profile.id }}' }, 'offers[2].content.web');
+    expect(c.render(vars(), new Set())).toEqual({ headline: 'Static', body: 'Hi c_1' });
+    // A spent budget: the first template to render says so, naming its field; constant text needs no time.
+    const err = templateError(() => c.render(vars(), new Set(), 0));
+    expect(err.code).toBe('CAIRN_ERR_TEMPLATE_LIMIT');
+    expect(err.where).toBe('offers[2].content.web.body');
+    expect(compileContentBlock('web', { headline: 'Only text' }, 'offers[3].content.web').render(vars(), new Set(), 0)).toEqual({ headline: 'Only text' });
+  });
+
   it('names the field of a render error', () => {
     const c = compileContentBlock('push', { headline: 'ok', body: '{{ 1 | money: "nope" }}' }, 'offers[1].content.push');
     const err = templateError(() => c.render(vars(), new Set()));
