@@ -83,13 +83,23 @@ export function scalarPosition(locator: BlueprintLocator, lines: readonly string
     const text = rest.trimStart();
     if (text.length === 0) continue;
     const column = from + (rest.length - text.length) + 1;
-    // The longest prefix of the line found near the cursor (the gap is a folded space, line breaks or extra indentation).
-    const slack = rest.length - text.length + 2 + (value.slice(cursor).match(/^\n*/)?.[0].length ?? 0);
-    let len = text.length;
+    // The longest prefix of the line found near the cursor (the gap is a folded space, line breaks or
+    // extra indentation): the start within the slack whose common prefix with the line is longest,
+    // the first such start on a tie. Linear in the line for each of the few starts (searching for
+    // ever shorter prefixes was quadratic on a long line that stops matching early, as an escape does).
+    let newlines = 0;
+    while (value.charCodeAt(cursor + newlines) === 10) newlines++;
+    const slack = rest.length - text.length + 2 + newlines;
+    let len = 0;
     let idx = -1;
-    for (; len > 0; len--) {
-      idx = value.indexOf(text.slice(0, len), cursor);
-      if (idx !== -1 && idx - cursor <= slack) break;
+    for (let start = cursor; start <= cursor + slack && start < value.length; start++) {
+      let l = 0;
+      while (l < text.length && start + l < value.length && text.charCodeAt(l) === value.charCodeAt(start + l)) l++;
+      if (l > len) {
+        len = l;
+        idx = start;
+        if (l === text.length) break;
+      }
     }
     if (len === 0 || idx === -1) continue;
     if (offset < idx) return { line: n, column };

@@ -73,6 +73,17 @@ describe('templates in a blueprint are parsed at load', () => {
     expect([issue?.line, issue?.column]).toEqual([head.length + 7, line.indexOf('bogus') + 1]);
   });
 
+  it('reports inside a long double-quoted line that an escape sequence stops matching early', () => {
+    // The escape (\t) makes the line differ from the value after 4 characters; the error is far
+    // behind it. Position finding must stay linear in the line (it used to try every shorter prefix).
+    const filler = 'x'.repeat(60_000);
+    const line = `        headline: "Tab\\there ${filler} {{ profile.id | nope }}"`;
+    const [issue] = issues(offer(line));
+    expect(issue?.code).toBe('CAIRN_ERR_TEMPLATE_SYNTAX');
+    // The match stops at the escape, so the position falls back to the last matched text on that line.
+    expect(issue?.line).toBe(head.length + 5);
+  });
+
   it('reports inside a plain scalar that continues on the next line', () => {
     const second = '          {{ profile.id | nope }}';
     const [issue] = issues(offer('        headline: Hello there', second));
