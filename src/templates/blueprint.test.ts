@@ -75,7 +75,7 @@ describe('templates in a blueprint are parsed at load', () => {
 
   it('reports inside a long double-quoted line that an escape sequence stops matching early', () => {
     // The escape (\t) makes the line differ from the value after 4 characters; the error is far
-    // behind it. Position finding must stay linear in the line (it used to try every shorter prefix).
+    // behind it, on the same line.
     const filler = 'x'.repeat(60_000);
     const line = `        headline: "Tab\\there ${filler} {{ profile.id | nope }}"`;
     const [issue] = issues(offer(line));
