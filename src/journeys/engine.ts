@@ -353,7 +353,8 @@ export class JourneyEngine {
           .selectFrom('events')
           .select(['id', 'customer_id', 'type', 'name', 'ts', 'received_at', 'payload'])
           .where('workspace_id', '=', workspaceId)
-          .where((eb) => eb.or([eb('received_at', '>', at), eb.and([eb('received_at', '=', at), eb('id', '>', id)])]))
+          // A row-value comparison: both engines read it as one range of events_received.
+          .where((eb) => eb(eb.refTuple('received_at', 'id'), '>', eb.tuple(at, id)))
           .orderBy('received_at')
           .orderBy('id')
           .limit(this.opts.batchSize)
