@@ -124,6 +124,28 @@ describe.each(ENGINES)('decision service on $name', (engine) => {
     }
   });
 
+  it('a decision retried after a shared group commit failed explains each step once', async () => {
+    await identify('shared-explain', { plan: 'free' });
+    const ws = await t.rt.workspaces.get(t.workspaceId);
+    const broken = { ...ws, id: null as unknown as string };
+    const service = new DecisionService(t.rt.store, clock, t.rt.log, { commitDelayMs: 20 });
+    try {
+      // Alone (nothing to retry): the reference explanation.
+      const alone = await service.decide(ws, { userId: 'shared-explain', placement: 'banner', explain: true });
+      // In a group commit with a failing workspace: arbitrated twice (the group, then its own retry).
+      const [good] = await Promise.allSettled([
+        service.decide(ws, { userId: 'shared-explain', placement: 'banner', explain: true }),
+        service.decide(broken, { anonymousId: 'visitor-y', placement: 'banner' }),
+      ]);
+      expect(good.status).toBe('fulfilled');
+      const steps = (r: typeof alone): string[][] => (r.explanation?.candidates ?? []).map((c) => c.steps.map((s) => s.step));
+      const retried = good.status === 'fulfilled' ? good.value : alone;
+      expect(steps(retried)).toEqual(steps(alone));
+    } finally {
+      await service.close();
+    }
+  });
+
   it('a per-profile cap holds over many group commits: each one sees the uses of those before', async () => {
     const users = ['waves-1', 'waves-2', 'waves-3', 'waves-4'];
     for (const u of users) await identify(u, { plan: 'free' });

@@ -64,6 +64,12 @@ interface Pending {
   ctx: DecideContext;
   subject: LoadedSubject;
   evaluated: Evaluated[];
+  /**
+   * How many steps each of `evaluated` had before arbitration, for explained decisions: arbitrate
+   * appends cap and score steps to them, so a decision arbitrated again (drain's per-workspace
+   * retry) is first cut back to these, or its explanation would list those steps twice.
+   */
+  stepsBefore?: number[];
   resolve: (r: { id: string; outcome: DecisionOutcome }) => void;
   reject: (e: unknown) => void;
 }
@@ -187,7 +193,7 @@ export class DecisionService {
   private submit(p: Omit<Pending, 'resolve' | 'reject'>): Promise<{ id: string; outcome: DecisionOutcome }> {
     if (this.closed) return Promise.reject(new CairnError('CAIRN_ERR_SHUTTING_DOWN'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ ...p, resolve, reject });
+      this.queue.push({ ...p, ...(p.ctx.explain ? { stepsBefore: p.evaluated.map((e) => e.steps.length) } : {}), resolve, reject });
       this.kick();
     });
   }
@@ -221,6 +227,7 @@ export class DecisionService {
         // Nothing was written (one transaction). Each workspace is decided again on its own, so a
         // workspace whose commit fails fails only its own callers.
         for (const [workspaceId, group] of groups) {
+          for (const p of group) p.stepsBefore?.forEach((n, i) => ((p.evaluated[i] as Evaluated).steps.length = n));
           try {
             const ids = await this.commit(group);
             group.forEach((p, i) => p.resolve(ids[i] as { id: string; outcome: DecisionOutcome }));

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import { sql } from 'kysely';
 import { pino } from 'pino';
@@ -144,6 +145,20 @@ describe.each(ENGINES)('storage contract on $name', (engine) => {
         await a.destroy();
         await fresh.cleanup();
       }
+    });
+
+    it('every migration file is registered (an unregistered one is silently never applied)', async () => {
+      const files = readdirSync(new URL('./migrations/', import.meta.url))
+        .filter((f) => /^\d{4}_.*\.ts$/.test(f) && !f.endsWith('.test.ts'))
+        .map((f) => f.replace(/\.ts$/, ''))
+        .sort();
+      expect(Object.keys(migrations).sort()).toEqual(files);
+      // The arrival index of 0011 (journey replay, journeys/engine.ts catchUp) exists after migrate.
+      const indexes =
+        t.store.dialect.name === 'sqlite'
+          ? await sql<{ name: string }>`select name from sqlite_master where type = 'index' and name = 'events_received'`.execute(t.store.db)
+          : await sql<{ name: string }>`select indexname as name from pg_indexes where schemaname = current_schema() and indexname = 'events_received'`.execute(t.store.db);
+      expect(indexes.rows.map((r) => r.name)).toEqual(['events_received']);
     });
 
     it('every table of tenant data carries workspace_id', async () => {

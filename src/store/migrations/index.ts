@@ -9,6 +9,7 @@ import * as m0008 from './0008_journeys.js';
 import * as m0007 from './0007_delivery.js';
 import * as m0009 from './0009_channels.js';
 import * as m0010 from './0010_journey_webhooks.js';
+import * as m0011 from './0011_events_received.js';
 
 /** Numbered migrations, applied in order; never edit one that has shipped — add the next number. */
 export const migrations: Record<string, Migration> = {
@@ -22,6 +23,8 @@ export const migrations: Record<string, Migration> = {
   '0007_delivery': m0007,
   '0009_channels': m0009,
   '0010_journey_webhooks': m0010,
+  // Was left out when the file was added: the index never existed (store.contract.test.ts checks every file is listed).
+  '0011_events_received': m0011,
 };
 
 export const migrationProvider: MigrationProvider = {
