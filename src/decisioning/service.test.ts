@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../core/index.js';
-import { parseIdentity } from '../profiles/index.js';
+import { findCustomerId, parseIdentity } from '../profiles/index.js';
 import { ENGINES } from '../../test/helpers/stores.js';
 import { openStore } from '../store/index.js';
 import { basic, startTestApp, type TestApp } from '../../test/helpers/runtime.js';
@@ -119,6 +119,38 @@ describe.each(ENGINES)('decision service on $name', (engine) => {
       const id = good.status === 'fulfilled' ? good.value.decisionId : '';
       const logged = await t.rt.store.db.selectFrom('decisions').select('id').where('workspace_id', '=', ws.id).where('id', '=', id).execute();
       expect(logged).toHaveLength(1);
+    } finally {
+      await service.close();
+    }
+  });
+
+  it('a group commit whose COMMIT failed after the writes is not decided again (its outcome is unknown)', async () => {
+    await identify('lost-commit', { plan: 'free' });
+    const ws = await t.rt.workspaces.get(t.workspaceId);
+    const other = { ...ws, id: 'ws-lost-commit' };
+    // The database committed, but the answer to COMMIT never arrived (a connection lost meanwhile).
+    let lost = false;
+    const store = {
+      ...t.rt.store,
+      transaction: async <T,>(...a: Parameters<typeof t.rt.store.transaction<T>>): Promise<T> => {
+        const r = await t.rt.store.transaction(...a);
+        if (!lost) {
+          lost = true;
+          throw new Error('connection lost during COMMIT');
+        }
+        return r;
+      },
+    };
+    const service = new DecisionService(store, clock, t.rt.log, { commitDelayMs: 20 });
+    try {
+      const settled = await Promise.allSettled([service.decide(ws, { userId: 'lost-commit', placement: 'banner' }), service.decide(other, { anonymousId: 'lost-visitor', placement: 'banner' })]);
+      expect(settled.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+      // Written once, by the commit whose answer was lost; never a second time by a retry.
+      const customer = await findCustomerId(t.rt.store.db, ws.id, { kind: 'user_id', value: 'lost-commit' });
+      const count = async (workspaceId: string, customerId: string | null) =>
+        (await t.rt.store.db.selectFrom('decisions').select('id').where('workspace_id', '=', workspaceId).where('customer_id', customerId === null ? 'is' : '=', customerId).execute()).length;
+      expect(await count(ws.id, customer as string)).toBe(1);
+      expect(await count(other.id, null)).toBe(1);
     } finally {
       await service.close();
     }

@@ -98,6 +98,8 @@ export interface DecisionServiceOptions {
  */
 export class DecisionService {
   private queue: Pending[] = [];
+  /** Whether the running commit's transaction body finished (a later failure is COMMIT's own). */
+  private bodyDone = false;
   private running: Promise<void> | null = null;
   private closed = false;
   private readonly propensity: Propensity;
@@ -219,13 +221,16 @@ export class DecisionService {
       } catch (err) {
         const groups = new Map<string, Pending[]>();
         for (const p of take) groups.set(p.workspace.id, [...(groups.get(p.workspace.id) ?? []), p]);
-        if (groups.size === 1) {
+        // Retried only when the failure came before COMMIT, so nothing was written. A failure of
+        // COMMIT itself (a connection lost meanwhile) leaves the outcome unknown: deciding again
+        // could log every decision and count every cap use twice, so those callers get the error.
+        if (groups.size === 1 || this.bodyDone) {
           this.log.error({ err }, 'decision commit failed');
           for (const p of take) p.reject(err);
           continue;
         }
-        // Nothing was written (one transaction). Each workspace is decided again on its own, so a
-        // workspace whose commit fails fails only its own callers.
+        // Each workspace is decided again on its own, so a workspace whose commit fails fails only
+        // its own callers.
         for (const [workspaceId, group] of groups) {
           for (const p of group) p.stepsBefore?.forEach((n, i) => ((p.evaluated[i] as Evaluated).steps.length = n));
           try {
@@ -249,6 +254,7 @@ export class DecisionService {
     }
     const results = new Map<Pending, { id: string; outcome: DecisionOutcome }>();
     let token: number | undefined;
+    this.bodyDone = false;
     await this.store.transaction(
       async (trx) => {
         token = this.uses.begin(await this.store.foreignWriteStamp(trx));
@@ -293,6 +299,7 @@ export class DecisionService {
           await insertRows(trx, this.store.dialect, 'offer_uses', ['workspace_id', 'customer_id', 'offer', 'at', 'decision_id', 'slot'], uses);
           await bumpCounters(trx, this.store, wsId, 'decision', [...increments.values()]);
         }
+        this.bodyDone = true;
       },
       [...byWs.keys()].map((w) => `decide:${w}`),
       // The log is answered from, not waited on: a process crash loses no decision, and a power cut
