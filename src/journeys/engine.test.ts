@@ -303,7 +303,7 @@ describe.each(ENGINES)('journey engine ($name)', (engine) => {
     const app = await start();
     await send(app, 'identify', { userId: 'c1', traits: { email: 'c1@example.com' } });
     await send(app, 'identify', { userId: 'c2', traits: { email: 'c2@example.com' } });
-    const ids = { c1: await customer(app, 'c1'), c2: await customer(app, 'c2') };
+    const ids: Record<string, string> = { c1: await customer(app, 'c1'), c2: await customer(app, 'c2') };
     const engine = app.rt.journeys;
     const units: number[] = [];
     const apply = engine.applyEvents.bind(engine);
@@ -313,10 +313,10 @@ describe.each(ENGINES)('journey engine ($name)', (engine) => {
     };
     const now = app.clock.now();
     let seq = 0;
-    const commit = (userId: 'c1' | 'c2', name: string) => {
+    const commit = (userId: string, name: string) => {
       const id = `00000000-0000-7000-8000-${String(++seq).padStart(12, '0')}`;
       const event = { source: 'web', messageId: `coalesce-${seq}`, type: 'track' as const, name, ts: now + seq, receivedAt: now + seq, identities: [{ kind: 'user_id', value: userId }], properties: {} };
-      engine.onCommitted({ workspaceId: app.workspaceId, unit: { events: [{ id, customer: { id: ids[userId] }, event }], log: [] } });
+      engine.onCommitted({ workspaceId: app.workspaceId, unit: { events: [{ id, customer: { id: ids[userId] as string }, event }], log: [] } });
     };
     // Three commits in one turn: the first has not had its turn yet, so the others join it.
     commit('c1', 'Signed Up');
@@ -332,6 +332,21 @@ describe.each(ENGINES)('journey engine ($name)', (engine) => {
     await engine.drain();
     expect(units).toEqual([3, 1]);
     expect((await journeysOf(app, 'c2'))[0]).toMatchObject({ status: 'exited' });
+
+    // A coalesced unit that fails is applied again commit by commit: only the failing commit is lost.
+    await send(app, 'identify', { userId: 'c3', traits: { email: 'c3@example.com' } });
+    ids.c3 = await customer(app, 'c3');
+    engine.applyEvents = async (ws, events, replay) => {
+      units.push(events.length);
+      if (events.some((e) => e.name === 'Poison')) throw new Error('poison');
+      return apply(ws, events, replay);
+    };
+    units.length = 0;
+    commit('c3', 'Poison');
+    commit('c3', 'Signed Up');
+    await engine.drain();
+    expect(units).toEqual([2, 1, 1]);
+    expect((await journeysOf(app, 'c3'))[0]).toMatchObject({ status: 'active' });
   });
 
   it('enforces re-entry with cool-down, max_concurrent, and idempotent API keys', async () => {

@@ -105,7 +105,7 @@ export class JourneyEngine {
   #lastScan = new Map<string, number>();
   #unitQueue: Promise<void> = Promise.resolve();
   /** Per workspace, the batch of committed events still waiting for its turn (see onCommitted). */
-  #openBatch = new Map<string, TriggerEvent[]>();
+  #openBatch = new Map<string, { parts: TriggerEvent[][]; size: number }>();
 
   constructor(
     private readonly deps: JourneyEngineDeps,
@@ -224,22 +224,31 @@ export class JourneyEngine {
     // order), applied as one unit: under load that is one journey transaction for several ingest
     // commits instead of one each. The batch closes when its turn on the chain comes.
     const open = this.#openBatch.get(payload.workspaceId);
-    if (open && open.length + events.length <= MAX_COALESCED_EVENTS) {
-      for (const e of events) open.push(e);
+    if (open && open.size + events.length <= MAX_COALESCED_EVENTS) {
+      open.parts.push(events);
+      open.size += events.length;
       return;
     }
-    const batch = events;
+    const batch = { parts: [events], size: events.length };
     this.#openBatch.set(payload.workspaceId, batch);
     this.#eventsInFlight++;
+    const fail = (error: unknown): void => {
+      this.deps.log.error({ err: error, workspaceId: payload.workspaceId }, 'journey event processing failed; the events are replayed on the next start');
+      this.events.emit('journey:failed', { workspaceId: payload.workspaceId, work: 'events', error });
+    };
     this.#eventChain = this.#eventChain
       .then(async () => {
         if (this.#openBatch.get(payload.workspaceId) === batch) this.#openBatch.delete(payload.workspaceId);
-        await this.applyEvents(payload.workspaceId, batch, false);
+        try {
+          await this.applyEvents(payload.workspaceId, batch.parts.length === 1 ? (batch.parts[0] as TriggerEvent[]) : batch.parts.flat(), false);
+        } catch (error) {
+          if (batch.parts.length === 1) throw error;
+          // Nothing of the unit was written: each commit's events go again on their own, so a
+          // failure costs only the commit it comes from, as before commits were coalesced.
+          for (const part of batch.parts) await this.applyEvents(payload.workspaceId, part, false).catch(fail);
+        }
       })
-      .catch((error: unknown) => {
-        this.deps.log.error({ err: error, workspaceId: payload.workspaceId }, 'journey event processing failed; the events are replayed on the next start');
-        this.events.emit('journey:failed', { workspaceId: payload.workspaceId, work: 'events', error });
-      })
+      .catch(fail)
       .finally(() => this.#eventsInFlight--);
   }
 
