@@ -175,6 +175,23 @@ export class ProfileUnit {
   }
 
   private resolve(e: ProfileEvent): ProfileRow {
+    // The common case, a returning customer: every key of the event already belongs to one live
+    // profile. Nothing can be merged or attached, and no unique key can conflict (the profile holds
+    // one value per unique kind, and it holds these), so the general path below would pick that
+    // profile and change nothing; it is taken directly, without the general path's allocations.
+    if (e.previousId === undefined && e.identities.length > 0) {
+      let only: string | undefined;
+      for (const k of e.identities) {
+        const o = this.owners.get(identityKey(k.kind, k.value));
+        if (o === undefined || (only !== undefined && o !== only)) {
+          only = undefined;
+          break;
+        }
+        only = o;
+      }
+      const row = only === undefined ? undefined : this.profiles.get(only);
+      if (row && row.mergedInto === null) return row;
+    }
     const keys = [...e.identities];
     if (e.previousId !== undefined) {
       const asUser = identityKey('user_id', e.previousId);
