@@ -62,6 +62,9 @@ function readId(v: unknown): string | undefined | null {
   return null;
 }
 
+/** Days per month in a leap year (February is corrected for common years). */
+const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(?:(Z)|([+-])(\d{2}):?(\d{2}))?)?$/;
 
 /**
@@ -75,18 +78,29 @@ function readTime(v: unknown): number | undefined | null {
   const m = ISO_TIME.exec(v);
   if (!m) return null;
   const n = (i: number): number => (m[i] === undefined ? 0 : Number(m[i]));
-  const [year, month, day, hour, minute, second] = [n(1), n(2), n(3), n(4), n(5), n(6)];
-  const daysInMonth = new Date(Date.UTC(2000, month, 0)).getUTCDate() + (month === 2 && !(year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) ? -1 : 0);
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) return null;
+  const year = n(1);
+  const month = n(2);
+  const day = n(3);
+  const hour = n(4);
+  const minute = n(5);
+  const second = n(6);
+  if (month < 1 || month > 12) return null;
+  const daysInMonth = (DAYS_IN_MONTH[month - 1] as number) + (month === 2 && (year % 4 !== 0 || (year % 100 === 0 && year % 400 !== 0)) ? -1 : 0);
+  if (day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) return null;
   const offHours = n(10);
   const offMinutes = n(11);
   if (offHours > 23 || offMinutes > 59) return null;
   const ms = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'));
-  const d = new Date(0);
-  d.setUTCFullYear(year, month - 1, day); // not Date.UTC, which maps years 0–99 to 1900–1999
-  d.setUTCHours(hour, minute, second, ms);
+  let t: number;
+  if (year >= 100) t = Date.UTC(year, month - 1, day, hour, minute, second, ms);
+  else {
+    const d = new Date(0);
+    d.setUTCFullYear(year, month - 1, day); // not Date.UTC, which maps years 0–99 to 1900–1999
+    d.setUTCHours(hour, minute, second, ms);
+    t = d.getTime();
+  }
   const offset = m[9] === undefined ? 0 : (m[9] === '-' ? -1 : 1) * (offHours * 60 + offMinutes) * 60_000;
-  return d.getTime() - offset;
+  return t - offset;
 }
 
 function optObject(msg: Record<string, unknown>, key: string): Record<string, unknown> | undefined | null {
