@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import { CairnError, closest, decodeCursor, encodeCursor, uuidv7, type Clock } from '../core/index.js';
 import { customerZone } from '../conditions/index.js';
-import { chunkRows, inChunks, insertRows, type Db, type Store, type Trx } from '../store/index.js';
+import { chunkRows, inChunks, insertRows, type Db, type DecisionsTable, type Store, type Trx } from '../store/index.js';
 import { extractIdentities, parseIdentity, type ProfileEvent } from '../profiles/index.js';
 import type { ResolvedOffer, ResolvedPlacement } from '../blueprint/index.js';
 import type { Workspace } from '../governance/index.js';
@@ -550,15 +550,7 @@ export async function listDecisions(db: Db, workspaceId: string, customerId: str
   const page = rows.slice(0, opts.limit);
   const last = page[page.length - 1];
   return {
-    items: page.map((r) => ({
-      decisionId: r.id,
-      placement: r.placement,
-      channel: r.channel,
-      at: new Date(Number(r.at)).toISOString(),
-      outcome: r.outcome,
-      offers: JSON.parse(r.offers) as LoggedDecision['offers'],
-      reasons: decodeReasons(r.reasons),
-    })),
+    items: page.map(loggedDecisionOf),
     nextCursor: rows.length > opts.limit && last ? encodeCursor(Number(last.at), last.id) : null,
   };
 }
@@ -566,10 +558,13 @@ export async function listDecisions(db: Db, workspaceId: string, customerId: str
 /** One logged decision by id (what an impression's decision_id refers to). */
 export async function getDecision(db: Db, workspaceId: string, id: string): Promise<(LoggedDecision & { customerId: string | null }) | undefined> {
   const r = await db.selectFrom('decisions').selectAll().where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
-  if (!r) return undefined;
+  return r ? { ...loggedDecisionOf(r), customerId: r.customer_id } : undefined;
+}
+
+/** A stored `decisions` row as the API shows it. */
+function loggedDecisionOf(r: Selectable<DecisionsTable>): LoggedDecision {
   return {
     decisionId: r.id,
-    customerId: r.customer_id,
     placement: r.placement,
     channel: r.channel,
     at: new Date(Number(r.at)).toISOString(),

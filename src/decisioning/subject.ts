@@ -3,7 +3,7 @@ import type { WorkspaceModel } from '../blueprint/index.js';
 import type { EvalInput } from '../conditions/index.js';
 import { collectIdsAt } from '../core/index.js';
 import type { Db } from '../store/index.js';
-import { buildEvalInput, currentConsent, primaryLifecycle, type ConsentEntry, type Identity, type ProfileRow } from '../profiles/index.js';
+import { buildEvalInput, currentConsent, loadCustomerFacts, type ConsentEntry, type Identity, type ProfileRow } from '../profiles/index.js';
 import type { ComputedState, Traits } from '../profiles/index.js';
 import type { DecisionPlan } from './plan.js';
 import type { Subject } from './engine.js';
@@ -15,7 +15,6 @@ import type { ResolvedOffer } from '../blueprint/index.js';
  * unknown identity gives an empty profile (no traits, no history); nothing is created.
  */
 type CustomerRecord = { id: string; merged_into: string | null; traits: string; computed: string; first_seen: number | string; last_seen: number | string; created_at: number | string; updated_at: number | string };
-type StateRecord = { k: string; a: string; b: string | null; c: string | null; d: string | null; e: string | null; t1: number | string; t2: number | string };
 
 /** A way to find the customer: an identity, or the profile id itself. */
 export type SubjectRef = Identity | { id: string };
@@ -53,10 +52,10 @@ interface SubjectState {
 
 async function loadState(db: Db, workspaceId: string, model: WorkspaceModel, plan: DecisionPlan, identities: readonly SubjectRef[]): Promise<SubjectState> {
   const rec = await loadRow(db, workspaceId, identities);
-  const segments = new Set<string>();
-  const stages = new Set<string>();
+  let segments = new Set<string>();
+  let stages = new Set<string>();
   let stage: string | null = null;
-  const ledger: ConsentEntry[] = [];
+  let ledger: ConsentEntry[] = [];
   let row: ProfileRow | undefined;
   if (rec) {
     row = {
@@ -70,19 +69,7 @@ async function loadState(db: Db, workspaceId: string, model: WorkspaceModel, pla
       lastSeen: Number(rec.last_seen),
       identities: new Set(),
     };
-    const primary = primaryLifecycle(model);
-    const st = await sql<StateRecord>`select 's' as k, segment as a, cast(null as text) as b, cast(null as text) as c, cast(null as text) as d, cast(null as text) as e, cast(0 as bigint) as t1, cast(0 as bigint) as t2 from segment_membership where workspace_id = ${workspaceId} and customer_id = ${rec.id}
-      union all select 't', lifecycle, stage, null, null, null, 0, 0 from customer_stage where workspace_id = ${workspaceId} and customer_id = ${rec.id}
-      union all select 'c', purpose, channel, status, source, id, occurred_at, recorded_at from consent where workspace_id = ${workspaceId} and customer_id = ${rec.id}`.execute(db);
-    for (const r of st.rows) {
-      if (r.k === 's') segments.add(r.a);
-      else if (r.k === 't') {
-        stages.add(r.b as string);
-        if (r.a === primary) stage = r.b;
-      } else {
-        ledger.push({ id: r.e as string, purpose: r.a, channel: r.b as string, status: r.c as ConsentEntry['status'], source: r.d as string, occurredAt: Number(r.t1), recordedAt: Number(r.t2), wordingVersion: null, messageId: null });
-      }
-    }
+    ({ segments, stages, stage, ledger } = await loadCustomerFacts(db, workspaceId, model, rec.id));
     if (plan.needsIdentities) {
       const ids = await sql<{ kind: string; value: string }>`select kind, value from identities where workspace_id = ${workspaceId} and customer_id = ${rec.id}`.execute(db);
       for (const i of ids.rows) row.identities.add(`${i.kind}\u0000${i.value}`);

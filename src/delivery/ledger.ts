@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { CairnError, collectIdsAt } from '../core/index.js';
 import { customerZone, type EvalInput } from '../conditions/index.js';
 import type { ChannelType, MessageClass, WorkspaceModel } from '../blueprint/index.js';
-import { buildEvalInput, currentConsent, primaryLifecycle, traitValues, type ConsentEntry, type ProfileRow } from '../profiles/index.js';
+import { buildEvalInput, currentConsent, loadCustomerFacts, traitValues, type ConsentEntry, type ProfileRow } from '../profiles/index.js';
 import type { Db, MessagesTable, Trx } from '../store/index.js';
 import type { CustomerState, DispatchEntry, LedgerView, SentEntry } from './gate.js';
 import type { DeliveryPolicy, ResolvedExcludeItem } from './policy.js';
@@ -36,7 +36,6 @@ export function storedOutcome(r: Pick<MessagesTable, 'id' | 'status' | 'reason' 
   return { outcome: 'drop', reason, ...rule, detail: r.detail, ...base };
 }
 
-type StateRecord = { k: string; a: string; b: string | null; c: string | null; d: string | null; e: string | null; t1: number | string; t2: number | string };
 
 /**
  * What the gate knows about a customer: the profile (the caller's row), segments, stages and the
@@ -44,19 +43,7 @@ type StateRecord = { k: string; a: string; b: string | null; c: string | null; d
  * events of exclude_item rules that a request can hit.
  */
 export async function loadCustomerState(db: Executor, workspaceId: string, model: WorkspaceModel, policy: DeliveryPolicy, row: ProfileRow, requests: readonly MessageRequest[], now: number): Promise<CustomerState> {
-  const segments = new Set<string>();
-  let stage: string | null = null;
-  const ledger: ConsentEntry[] = [];
-  const primary = primaryLifecycle(model);
-  const st = await sql<StateRecord>`select 's' as k, segment as a, cast(null as text) as b, cast(null as text) as c, cast(null as text) as d, cast(null as text) as e, cast(0 as bigint) as t1, cast(0 as bigint) as t2 from segment_membership where workspace_id = ${workspaceId} and customer_id = ${row.id}
-    union all select 't', lifecycle, stage, null, null, null, 0, 0 from customer_stage where workspace_id = ${workspaceId} and customer_id = ${row.id}
-    union all select 'c', purpose, channel, status, source, id, occurred_at, recorded_at from consent where workspace_id = ${workspaceId} and customer_id = ${row.id}`.execute(db);
-  for (const r of st.rows) {
-    if (r.k === 's') segments.add(r.a);
-    else if (r.k === 't') {
-      if (r.a === primary) stage = r.b;
-    } else ledger.push({ id: r.e as string, purpose: r.a, channel: r.b as string, status: r.c as ConsentEntry['status'], source: r.d as string, occurredAt: Number(r.t1), recordedAt: Number(r.t2), wordingVersion: null, messageId: null });
-  }
+  const { segments, stage, ledger } = await loadCustomerFacts(db, workspaceId, model, row.id);
   // opened(n, m): the customer's last sent messages, newest first.
   const recent = await db.selectFrom('messages').select(['opened_at', 'clicked_at']).where('workspace_id', '=', workspaceId).where('customer_id', '=', row.id).where('status', '=', 'sent').orderBy('sent_at', 'desc').limit(50).execute();
   const input: EvalInput = buildEvalInput(model, row, { now, segments, stage, consent: currentConsent(ledger), messages: { opened: recent.map((m) => m.opened_at !== null || m.clicked_at !== null) } });

@@ -23,3 +23,4 @@ export { evaluateSegments, evaluateProfiles, loadProfiles, reevaluateProfiles, u
 export { evaluateStages, stageSizes, getCustomerStages, getStageHistory, primaryLifecycle, type StageChange } from './stages.js';
 export { nextChange, timePlan, TIME_GRID_MS, type TimePlan } from './due.js';
 export { SegmentSweeper, sweepWorkspace, type SweepOptions, type SweepResult, type SweepLogger, type SegmentSweeperDeps } from './sweep.js';
+export { loadCustomerFacts, type CustomerFacts } from './facts.js';
