@@ -10,6 +10,7 @@
 //   node bench/run.js --profile            run the server under --cpu-prof (profiles in the temp dir;
 //                                          summarize with `node bench/cpu-summary.js FILE`)
 //   node bench/run.js --sql-timing         time SQLite statements in the server (bench/sql-timer.js)
+//   node bench/run.js --no-calibrate       skip the machine calibration (bench/calibrate.js)
 //
 // Everything runs against the real thing: `node bin/cairn.js serve` from dist/ (run `npm run
 // build` first; `npm run bench` does), a fresh database per figure, the load generator in its own
@@ -26,6 +27,7 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { createGenerator } from './gen.js';
+import { calibrate } from './calibrate.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'bin', 'cairn.js');
@@ -35,7 +37,7 @@ const LOAD = join(ROOT, 'bench', 'load.js');
 // Options
 
 function parseArgs(argv) {
-  const o = { quick: false, only: null, rounds: null, json: null, keep: false, profile: false, sqlTiming: false, pgProcs: 2, help: false };
+  const o = { quick: false, only: null, rounds: null, json: null, keep: false, profile: false, sqlTiming: false, pgProcs: 2, calibrate: true, help: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -51,6 +53,7 @@ function parseArgs(argv) {
     else if (a === '--keep') o.keep = true;
     else if (a === '--profile') o.profile = true;
     else if (a === '--sql-timing') o.sqlTiming = true;
+    else if (a === '--no-calibrate') o.calibrate = false;
     else if (a === '--pg-procs') o.pgProcs = Number(val());
     else if (a === '--help' || a === '-h') o.help = true;
     else throw new Error(`unknown option ${a} (see --help)`);
@@ -62,7 +65,7 @@ function parseArgs(argv) {
   return o;
 }
 
-const USAGE = `usage: node bench/run.js [--quick] [--only conditions,batch,single,pg,import,decide,segments,journeys] [--rounds N] [--json FILE] [--keep] [--profile] [--sql-timing] [--pg-procs N]`;
+const USAGE = `usage: node bench/run.js [--quick] [--only conditions,batch,single,pg,import,decide,segments,journeys] [--rounds N] [--json FILE] [--keep] [--profile] [--sql-timing] [--pg-procs N] [--no-calibrate]`;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -663,6 +666,23 @@ function printTable(results) {
   }
 }
 
+function calibrationText(m) {
+  const http = m.httpRequestsPerSecond !== undefined ? `bare Fastify route ${fmt(m.httpRequestsPerSecond)} requests/s (PRODUCT.md's anchor: ~38,000 on 2 vCPUs)` : `bare Fastify route failed: ${m.httpError}`;
+  const storage = m.storageRowsPerSecond !== undefined ? `batched inserts into the events table ${fmt(m.storageRowsPerSecond)} rows/s` : `events-table inserts failed: ${m.storageError}`;
+  return `${http}; ${storage}.`;
+}
+
+/** Each SQLite ingest figure as a share of the storage ceiling: no figure can pass 100 %. */
+function ceilingShares(results, m) {
+  if (m.storageRowsPerSecond === undefined) return '';
+  const lines = [];
+  for (const r of results) {
+    if (!['batch', 'single', 'import'].includes(r.key) || !r.rounds?.length) continue;
+    lines.push(`  ${r.key}: ${fmt(r.median)} events/s = ${((r.median / m.storageRowsPerSecond) * 100).toFixed(0)} % of the storage ceiling; target ${fmt(r.target)} = ${((r.target / m.storageRowsPerSecond) * 100).toFixed(0)} %`);
+  }
+  return lines.length ? lines.join('\n') + '\n' : '';
+}
+
 async function main() {
   let o;
   try {
@@ -684,6 +704,13 @@ async function main() {
   const load0 = loadavg()[0];
   const cores = cpus().length;
   log(`machine: ${cores} cores, load average ${load0.toFixed(2)}${load0 > cores / 2 ? '  (busy: figures will be low and noisy)' : ''}`);
+  // What this machine can do at all (bench/calibrate.js): read every figure against these.
+  let machine;
+  if (o.calibrate) {
+    log('\n▶ calibration: a bare Fastify route and batched inserts into the events table');
+    machine = await calibrate({ quick: o.quick });
+    log(`  ${calibrationText(machine)}`);
+  }
   const results = [];
   for (const spec of figures(o)) {
     log(`\n▶ ${spec.what}`);
@@ -698,10 +725,11 @@ async function main() {
     }
   }
   printTable(results);
+  if (machine) process.stdout.write(`\nMachine calibration: ${calibrationText(machine)}\n${ceilingShares(results, machine)}`);
   const load1 = loadavg()[0];
   process.stdout.write(`\nTotal time ${((performance.now() - t0) / 1000).toFixed(0)} s on ${cores} cores; load average ${load0.toFixed(2)} at start, ${load1.toFixed(2)} at end.\n`);
   process.stdout.write(`Absolute figures depend on the machine and its load (the bench itself keeps ~2 cores busy); compare ratios within one run.\n`);
-  if (o.json) writeFileSync(o.json, JSON.stringify({ runId, quick: o.quick, node: process.version, results }, null, 2) + '\n');
+  if (o.json) writeFileSync(o.json, JSON.stringify({ runId, quick: o.quick, node: process.version, machine, results }, null, 2) + '\n');
   for (const r of results) {
     if (!r.dir) continue;
     if (o.keep || o.profile || o.sqlTiming || !r.ok) process.stdout.write(`  ${r.key}: databases and server logs kept in ${r.dir}\n`);
