@@ -4,7 +4,7 @@ import cliProgress from 'cli-progress';
 import { basename } from 'node:path';
 import type { Runtime } from '../runtime.js';
 import { analyzeGrownTables } from '../store/index.js';
-import { importFile, type ImportFormat, type ImportProgress, type ImportResult } from '../ingest/index.js';
+import { DEFAULT_BATCH, importFile, type ImportFormat, type ImportProgress, type ImportResult } from '../ingest/index.js';
 
 interface ImportCliOptions {
   workspace: string;
@@ -107,7 +107,7 @@ export function registerImport(program: Command, withRuntime: <T>(fn: (rt: Runti
     .option('-f, --format <format>', 'ndjson or csv (default: from the extension)')
     .option('-s, --source <name>', 'source the rows are labelled and deduplicated under', 'import')
     .option('-e, --errors <file>', 'per-row error report (default: FILE.errors.ndjson)')
-    .option('-b, --batch <n>', 'rows per committed batch and checkpoint', '5000')
+    .option('-b, --batch <n>', 'rows per committed batch and checkpoint', String(DEFAULT_BATCH))
     .option('--force', 'read a file again even if it was imported completely (rows already stored count as duplicates)')
     .option('--delimiter <char>', 'CSV field delimiter (default: detected from the header)')
     .option('--no-coerce', 'CSV: keep every value as text (default: true/false and plain numbers are converted)')

@@ -5,4 +5,4 @@ export { normalizeMessage, readConsent, isStorableText, MESSAGE_TYPES, MAX_EVENT
 export { readBody, parseJson, jsonDepth, MAX_DEPTH } from './body.js';
 export { ingestMessages, type ItemResult, type TrackingResult } from './tracking.js';
 export { mapPayload, ruleMatches, type MappingResult } from './connectors/index.js';
-export { importFile, detectFormat, IMPORT_FORMATS, type ImportFormat, type ImportOptions, type ImportProgress, type ImportResult, type ImportRuntime, type RejectedRow } from './import/index.js';
+export { importFile, detectFormat, IMPORT_FORMATS, DEFAULT_BATCH, type ImportFormat, type ImportOptions, type ImportProgress, type ImportResult, type ImportRuntime, type RejectedRow } from './import/index.js';

@@ -33,7 +33,7 @@ export interface ImportOptions {
   source?: string;
   /** Per-row error report; default `FILE.errors.ndjson`. */
   errorsFile?: string;
-  /** Rows per committed batch (and per checkpoint); default 5,000. */
+  /** Rows per committed batch (and per checkpoint); default DEFAULT_BATCH (10,000). */
   batchSize?: number;
   /** Read every row again even when a checkpoint says the file is done (dedupe still applies). */
   force?: boolean;
@@ -84,7 +84,13 @@ export interface ImportResult extends ImportProgress {
   checkpointAt?: number;
 }
 
-export const DEFAULT_BATCH = 5000;
+/**
+ * Rows per batch unless told. Measured with 200k shop events (docs/import.md): 5,000 rows gave
+ * 12.7k rows/s at 460 MB resident, 10,000 13.8k at 570 MB, 20,000 14.6k at 740 MB. A larger
+ * transaction rewrites each hot page (a returning customer's row, the index leaf it sits in) once
+ * for more rows; 10,000 takes most of that gain at a memory most machines have.
+ */
+export const DEFAULT_BATCH = 10_000;
 
 /** The messageId ingest will use for a message, when it has a usable one. */
 function messageIdOf(message: unknown): string | undefined {
