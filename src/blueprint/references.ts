@@ -607,6 +607,10 @@ function checkJourney(j: Journey, at: Path, bp: Blueprint, c: Checker, x: Journe
   switch (entry.type) {
     case 'event':
       x.event(entry.event, [...at, 'entry', 'event']);
+      // Every event arrives after its own time, so a zero age refuses them all; `none` is the way to lift the limit.
+      if (entry.max_event_age !== undefined && entry.max_event_age !== 'none' && (parseDuration(entry.max_event_age) ?? 0) <= 0) {
+        c.error([...at, 'entry', 'max_event_age'], `max_event_age ${entry.max_event_age} refuses every event; give a positive duration, or none for no limit`);
+      }
       break;
     case 'segment':
       c.ref(entry.segment, x.segments, [...at, 'entry', 'segment']);

@@ -22,7 +22,8 @@ function oneOf<const T extends readonly [string, ...string[]]>(values: T, option
 
 const NAME_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_ .:-]*$';
 const Name = Type.String({ minLength: 1, maxLength: 100, pattern: NAME_PATTERN, description: 'A name: letters, digits, _ . : - and spaces.' });
-const DURATION_PATTERN = '^\\d+(\\.\\d+)?(ms|s|m|h|d|w)$';
+const DURATION = '\\d+(\\.\\d+)?(ms|s|m|h|d|w)';
+const DURATION_PATTERN = `^${DURATION}$`;
 const Duration = Type.String({ pattern: DURATION_PATTERN, description: 'A duration such as 30m, 12h, 60d or 2w.' });
 
 /** A name other nodes refer to (a segment, an offer, a step…): lower case, digits and _. */
@@ -495,6 +496,13 @@ export const EventEntry = Type.Object(
     type: Type.Literal('event', { description: 'Enter when a track event arrives.' }),
     event: EventName('The event.'),
     condition: Type.Optional(Condition('Only enter when this holds (the event is available as event).')),
+    max_event_age: Type.Optional(
+      Type.String({
+        pattern: `^(none|${DURATION})$`,
+        description:
+          'An event whose own time (its timestamp) is further back than this when the journey engine sees it does not enter (STALE_EVENT), so imported history and events delivered days late start nothing; none: no limit. Default 72h. A duration such as 30m, 12h, 60d or 2w, or none.',
+      }),
+    ),
   },
   { ...closed, description: 'Entry on an event.' },
 );

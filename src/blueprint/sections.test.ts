@@ -81,6 +81,25 @@ const CASES: Case[] = [
     token: 'Europe/Lisbn',
     mentions: ['Europe/Lisbn'],
   },
+  // Event entries: max_event_age is a duration or none, and more than nothing.
+  {
+    name: 'a max_event_age that is neither a duration nor none',
+    source: world('journeys:', '  - name: thanks', '    entry: { type: event, event: Order Completed, max_event_age: 3 days }', '    steps:', '      - id: done', '        type: exit'),
+    code: 'CAIRN_ERR_BLUEPRINT_SCHEMA',
+    line: 23,
+    column: 66,
+    token: '3 days',
+    mentions: ['journeys[0].entry.max_event_age'],
+  },
+  {
+    name: 'a zero max_event_age, which would refuse every event',
+    source: world('journeys:', '  - name: thanks', '    entry: { type: event, event: Order Completed, max_event_age: 0h }', '    steps:', '      - id: done', '        type: exit'),
+    code: 'CAIRN_ERR_BLUEPRINT_REFERENCE',
+    line: 23,
+    column: 66,
+    token: '0h',
+    mentions: ['0h', 'none'],
+  },
   // Journeys: steps are a union told apart by type.
   {
     name: 'a bad step type suggests the closest',

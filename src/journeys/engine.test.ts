@@ -537,3 +537,92 @@ describe.each(ENGINES)('journey durability across restarts ($name)', (engine) =>
     expect(new Set(sends.map((s) => s.key)).size).toBe(2);
   });
 });
+
+/** Event-entered journeys with each form of entry.max_event_age: default (72h), a duration, none. */
+const AGED = `version: 1
+workspace:
+  name: Aged
+journeys:
+  - name: thanks
+    entry:
+      type: event
+      event: Order Completed
+    steps:
+      - { id: mark, type: update_trait, trait: thanked, value: true }
+  - name: trial
+    entry:
+      type: event
+      event: Trial Started
+      max_event_age: 30d
+    steps:
+      - { id: mark, type: update_trait, trait: trial_seen, value: true }
+  - name: anytime
+    entry:
+      type: event
+      event: Account Linked
+      max_event_age: none
+    steps:
+      - { id: mark, type: update_trait, trait: linked, value: true }
+  - name: linked_recently
+    entry:
+      type: event
+      event: Account Linked
+    steps:
+      - { id: mark, type: update_trait, trait: linked_recently, value: true }
+`;
+
+describe.each(ENGINES)('journey entry max_event_age ($name)', (engine) => {
+  let t: TestApp | undefined;
+  afterEach(async () => {
+    await t?.close();
+    t = undefined;
+  });
+
+  type Refusal = { workspaceId: string; customerId: string; journey: string; trigger: string; key: string | null; reason: string };
+
+  /** Sends `event` for `userId` with a timestamp `age` ms before now; returns the journeys the customer is in and the refusals seen. */
+  async function track(app: TestApp, refusals: Refusal[], userId: string, event: string, age: number) {
+    const timestamp = new Date(app.clock.now() - age).toISOString();
+    const res = await app.app.inject({ method: 'POST', url: '/v1/track', headers: { authorization: basic(app.writeKey) }, payload: { userId, event, timestamp } });
+    expect(res.statusCode).toBe(200);
+    await app.rt.journeys.drain();
+    const id = (await findCustomerId(app.rt.store.db, app.workspaceId, { kind: 'user_id', value: userId })) as string;
+    const stored = await app.rt.store.db.selectFrom('events').select(['id', 'ts']).where('workspace_id', '=', app.workspaceId).where('customer_id', '=', id).where('name', '=', event).execute();
+    return { id, stored: stored.map((e) => ({ id: e.id, ts: Number(e.ts) })), journeys: (await listCustomerJourneys(app.rt.store.db, app.workspaceId, id)).map((i) => i.journey), refused: refusals.filter((r) => r.customerId === id) };
+  }
+
+  async function start(): Promise<{ app: TestApp; refusals: Refusal[] }> {
+    t = await startTestApp(engine, { blueprint: AGED, env: QUIET });
+    const refusals: Refusal[] = [];
+    t.rt.journeys.events.on('journey:refused', (r) => refusals.push(r));
+    return { app: t, refusals };
+  }
+
+  it('refuses an event older than 72h by default (STALE_EVENT) and enters a recent one', async () => {
+    const { app, refusals } = await start();
+    const old = await track(app, refusals, 'old', 'Order Completed', 73 * HOUR);
+    expect(old.journeys).toEqual([]);
+    // The event itself is stored at its own time: only the journey entry was refused.
+    expect(old.stored).toEqual([{ id: expect.any(String), ts: app.clock.now() - 73 * HOUR }]);
+    expect(old.refused).toEqual([{ workspaceId: app.workspaceId, customerId: old.id, journey: 'thanks', trigger: 'event', key: `e:${old.stored[0]?.id}`, reason: 'STALE_EVENT' }]);
+    const recent = await track(app, refusals, 'recent', 'Order Completed', 71 * HOUR);
+    expect(recent.journeys).toEqual(['thanks']);
+    expect(recent.refused).toEqual([]);
+  });
+
+  it('holds an event to an explicit max_event_age: 10 days old enters a 30d journey, 40 days old does not', async () => {
+    const { app, refusals } = await start();
+    const ten = await track(app, refusals, 'ten', 'Trial Started', 10 * DAY);
+    expect(ten.journeys).toEqual(['trial']);
+    const forty = await track(app, refusals, 'forty', 'Trial Started', 40 * DAY);
+    expect(forty.journeys).toEqual([]);
+    expect(forty.refused.map((r) => [r.journey, r.reason])).toEqual([['trial', 'STALE_EVENT']]);
+  });
+
+  it('enters an event of any age with max_event_age: none, while a journey on the same event with the default refuses it', async () => {
+    const { app, refusals } = await start();
+    const ancient = await track(app, refusals, 'ancient', 'Account Linked', 400 * DAY);
+    expect(ancient.journeys).toEqual(['anytime']);
+    expect(ancient.refused.map((r) => [r.journey, r.reason])).toEqual([['linked_recently', 'STALE_EVENT']]);
+  });
+});

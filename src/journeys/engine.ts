@@ -4,9 +4,9 @@ import type { Store, Trx } from '../store/index.js';
 import type { Blueprint, WorkspaceModel } from '../blueprint/index.js';
 import { zoneOffset, customerZone } from '../conditions/index.js';
 import { profileLockKey, type CommittedUnit } from '../profiles/index.js';
-import { resolveJourneys, type ResolvedJourney, type ResolvedJourneys } from './model.js';
+import { isStaleEntryEvent, resolveJourneys, type ResolvedJourney, type ResolvedJourneys } from './model.js';
 import { fieldsAt } from '../core/index.js';
-import { JourneyUnit, instanceOf, posOf, type EnqueueMessages, type EntryResult, type Instance, type TriggerEvent, type UnitHooks } from './unit.js';
+import { JourneyUnit, instanceOf, posOf, type EnqueueMessages, type EntryRefusal, type EntryResult, type Instance, type TriggerEvent, type UnitHooks } from './unit.js';
 
 /**
  * The journey engine: turns committed events, due timers, segment entries, schedules and API calls
@@ -75,6 +75,12 @@ export interface JourneyEngineOptions {
 
 export interface JourneyEngineEvents {
   'journey:enter': { workspaceId: string; customerId: string; journey: string; instanceId: string };
+  /**
+   * An entry was refused (STALE_EVENT, RE_ENTRY_NEVER, COOLDOWN, …; see EntryRefusal). `key` is the
+   * trigger's entry key (`e:EVENT_ID` for an event). The API answers refusals too; for the other
+   * triggers this is where they show.
+   */
+  'journey:refused': { workspaceId: string; customerId: string; journey: string; trigger: 'event' | 'segment' | 'schedule' | 'api'; key: string | null; reason: EntryRefusal };
   'journey:step': { workspaceId: string; customerId: string; journey: string; instanceId: string; step: string; type: string };
   'journey:end': { workspaceId: string; customerId: string; journey: string; instanceId: string; status: string; reason: string | null };
   /** A timer fired: how late (ms) after its due time. */
@@ -134,6 +140,7 @@ export class JourneyEngine {
     const hooks: UnitHooks = {
       step: ({ instance: i, step }) => facts.push(['journey:step', { workspaceId: wsId, customerId: i.customerId, journey: i.journey, instanceId: i.id, step: step.id, type: step.step.type }]),
       enter: ({ instance: i }) => facts.push(['journey:enter', { workspaceId: wsId, customerId: i.customerId, journey: i.journey, instanceId: i.id }]),
+      refuse: ({ customerId, journey, trigger, reason }) => facts.push(['journey:refused', { workspaceId: wsId, customerId, journey, trigger: trigger.kind, key: trigger.key ?? null, reason }]),
       end: ({ instance: i }) => facts.push(['journey:end', { workspaceId: wsId, customerId: i.customerId, journey: i.journey, instanceId: i.id, status: i.status, reason: i.exitReason }]),
     };
     // Units of this process run one at a time in FIFO order: the SQLite driver's connection mutex
@@ -267,9 +274,21 @@ export class JourneyEngine {
     const r = await this.resolve(workspaceId);
     if (!r) return 0;
     const { ws, journeys } = r;
+    // Customers whose state the unit loads: those with an event an instance may react to (an exit,
+    // an event wait) or that may enter a journey. An entry event older than the journey's
+    // max_event_age can only be refused (STALE_EVENT), which needs nothing loaded: a backfill of
+    // history costs no profile, instance or entry-row reads here. The unit decides again with its
+    // own clock reading, which is never earlier, so an event stale here is stale there.
+    const now = this.deps.clock.now();
     const relevant = new Set<string>();
-    for (const e of events) if (e.type === 'track' && e.name !== null && journeys.eventNames.has(e.name)) relevant.add(e.customerId);
-    if (relevant.size === 0 && !journeys.anyConditionExit) {
+    let entering = false;
+    for (const e of events) {
+      if (e.type !== 'track' || e.name === null) continue;
+      const entries = journeys.entriesByEvent.get(e.name);
+      if (entries) entering = true;
+      if (journeys.instanceEventNames.has(e.name) || entries?.some((j) => !isStaleEntryEvent(j, e.ts, now))) relevant.add(e.customerId);
+    }
+    if (relevant.size === 0 && !entering && !journeys.anyConditionExit) {
       const prev = this.#idlePos.get(workspaceId);
       if (prev === undefined || maxPos > prev) this.#idlePos.set(workspaceId, maxPos);
       return 0;
@@ -289,10 +308,12 @@ export class JourneyEngine {
         for (const j of journeys.list) {
           if (j.entry.type !== 'event') continue;
           const name = j.entry.event;
-          const ids = list.filter((e) => e.type === 'track' && e.name === name && need.has(e.customerId)).map((e) => e.customerId);
+          const ids = list.filter((e) => e.type === 'track' && e.name === name && need.has(e.customerId) && !isStaleEntryEvent(j, e.ts, u.now)).map((e) => e.customerId);
           if (ids.length > 0) await u.loadEntryRows(j.name, ids);
         }
-        for (const e of list) if (need.has(e.customerId)) await u.onEvent(e);
+        // Every event, loaded customer or not: a stale entry event of a customer left unloaded is
+        // refused by onEvent before anything is read (see relevant above).
+        for (const e of list) await u.onEvent(e);
         await this.writeCursor(trx, workspaceId, 'events', maxPos);
       },
       replay,

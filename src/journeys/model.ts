@@ -1,4 +1,4 @@
-import { parseDuration } from '../core/index.js';
+import { HOUR, parseDuration } from '../core/index.js';
 import type { CompiledCondition } from '../conditions/index.js';
 import type { Blueprint, Journey, JourneyStep, WorkspaceModel } from '../blueprint/index.js';
 import { parseCron, type Cron } from '../core/index.js';
@@ -22,6 +22,19 @@ export interface ResolvedJourney {
   exits: ResolvedExit[];
   reEntry: { type: 'never' } | { type: 'after_exit' | 'always'; cooldownMs: number };
   maxConcurrent: number;
+  /** Event entries: how far back (ms) an event's own time may lie for it to enter; null: no limit (and for other entries). */
+  maxEventAgeMs: number | null;
+}
+
+/** `entry.max_event_age` when the blueprint gives none: as far back as a delayed live event plausibly arrives, short of history. */
+export const DEFAULT_MAX_EVENT_AGE_MS = 72 * HOUR;
+
+/**
+ * Whether an event timed `ts` is too old to enter journey `j` at `now` (both epoch ms): older than
+ * `now - max_event_age`. An event exactly at the limit still enters.
+ */
+export function isStaleEntryEvent(j: ResolvedJourney, ts: number, now: number): boolean {
+  return j.maxEventAgeMs !== null && ts < now - j.maxEventAgeMs;
 }
 
 export type ResolvedExit =
@@ -48,6 +61,10 @@ export interface ResolvedJourneys {
   byName: Map<string, ResolvedJourney>;
   /** Track-event names any journey reacts to (entry, exit, wait_for_event). */
   eventNames: Set<string>;
+  /** Track-event names an active instance reacts to (exit, wait_for_event). */
+  instanceEventNames: Set<string>;
+  /** Event-entry journeys by their event, in blueprint order. */
+  entriesByEvent: Map<string, ResolvedJourney[]>;
   /** Whether any journey has an exit condition (checked on every event of a customer in a journey). */
   anyConditionExit: boolean;
   /** Segments whose entry enters a journey. */
@@ -64,7 +81,7 @@ export function resolveJourneys(bp: Blueprint, model: WorkspaceModel): ResolvedJ
   if (hit) return hit;
   const conditions = model.conditions;
   const cond = (path: string): CompiledCondition | undefined => conditions?.get(path)?.compiled;
-  const out: ResolvedJourneys = { list: [], byName: new Map(), eventNames: new Set(), anyConditionExit: false, entrySegments: new Set(), needs: { segments: false, stage: false, consent: false } };
+  const out: ResolvedJourneys = { list: [], byName: new Map(), eventNames: new Set(), instanceEventNames: new Set(), entriesByEvent: new Map(), anyConditionExit: false, entrySegments: new Set(), needs: { segments: false, stage: false, consent: false } };
   const all: CompiledCondition[] = [];
   const note = (c: CompiledCondition | undefined): CompiledCondition | undefined => {
     if (c) all.push(c);
@@ -86,6 +103,7 @@ export function resolveJourneys(bp: Blueprint, model: WorkspaceModel): ResolvedJ
           r.timeoutMs = parseDuration(s.timeout) ?? 0;
           r.condition = note(cond(`${sp}.condition`));
           out.eventNames.add(s.event);
+          out.instanceEventNames.add(s.event);
           break;
         case 'branch':
           r.branches = s.branches.map((b, bi) => ({ name: b.name ?? `branch_${bi + 1}`, condition: note(cond(`${sp}.branches[${bi}].condition`)), next: b.next }));
@@ -103,6 +121,7 @@ export function resolveJourneys(bp: Blueprint, model: WorkspaceModel): ResolvedJ
         return c ? [{ type: 'condition', name: e.name ?? `exit_${ei + 1}`, condition: c }] : [];
       }
       out.eventNames.add(e.event);
+      out.instanceEventNames.add(e.event);
       return [{ type: 'event', name: e.name ?? e.event, event: e.event, condition: c }];
     });
     let cron: Cron | undefined;
@@ -130,8 +149,10 @@ export function resolveJourneys(bp: Blueprint, model: WorkspaceModel): ResolvedJ
       exits,
       reEntry: re.type === 'never' ? { type: 'never' } : { type: re.type, cooldownMs: re.cooldown ? parseDuration(re.cooldown) ?? 0 : 0 },
       maxConcurrent: j.max_concurrent ?? 1,
+      maxEventAgeMs: j.entry.type !== 'event' || j.entry.max_event_age === 'none' ? null : j.entry.max_event_age === undefined ? DEFAULT_MAX_EVENT_AGE_MS : parseDuration(j.entry.max_event_age) ?? DEFAULT_MAX_EVENT_AGE_MS,
     };
     out.list.push(resolved);
+    if (j.entry.type === 'event') out.entriesByEvent.set(j.entry.event, [...(out.entriesByEvent.get(j.entry.event) ?? []), resolved]);
     out.byName.set(j.name, resolved);
   });
   for (const c of all) {

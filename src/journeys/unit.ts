@@ -7,7 +7,7 @@ import { compileContentBlock, renderTemplate, type TemplateVars } from '../templ
 import { contentVars } from '../decisioning/index.js';
 import { applyProfileEvents, applyTrait, buildEvalInput, traitValues, currentConsent, loadProfiles, primaryLifecycle, type ConsentEntry, type ConsentState, type ProfileEvent, type ProfileRow } from '../profiles/index.js';
 import type { GateOutcome, MessageRequest } from '../delivery/index.js';
-import type { ResolvedJourney, ResolvedJourneys, ResolvedStep } from './model.js';
+import { isStaleEntryEvent, type ResolvedJourney, type ResolvedJourneys, type ResolvedStep } from './model.js';
 import { nextLocalTime } from './time.js';
 
 /**
@@ -87,7 +87,7 @@ export function posOf(receivedAt: number, id: string): string {
   return `${String(Math.max(0, Math.floor(receivedAt))).padStart(15, '0')}:${id}`;
 }
 
-export type EntryRefusal = 'RE_ENTRY_NEVER' | 'ALREADY_ACTIVE' | 'MAX_CONCURRENT' | 'COOLDOWN' | 'CONDITION' | 'DUPLICATE' | 'PROFILE_GONE';
+export type EntryRefusal = 'STALE_EVENT' | 'RE_ENTRY_NEVER' | 'ALREADY_ACTIVE' | 'MAX_CONCURRENT' | 'COOLDOWN' | 'CONDITION' | 'DUPLICATE' | 'PROFILE_GONE';
 export type EntryResult = { entered: true; instanceId: string } | { entered: false; reason: EntryRefusal; instanceId?: string };
 
 export interface Trigger {
@@ -97,6 +97,8 @@ export interface Trigger {
   event?: ConditionEvent | undefined;
   /** Replay guard: events at or before this position never count for the new instance. */
   pos?: string | undefined;
+  /** Event triggers: the event's own time (epoch ms, its timestamp, not its arrival), held to the journey's max_event_age. */
+  ts?: number | undefined;
   kind: 'event' | 'segment' | 'schedule' | 'api';
 }
 
@@ -119,6 +121,8 @@ interface EntryRow {
 export interface UnitHooks {
   step(e: { instance: Instance; step: ResolvedStep }): void;
   enter(e: { instance: Instance }): void;
+  /** An entry was refused (any trigger); nothing was written for it. */
+  refuse(e: { customerId: string; journey: string; trigger: Trigger; reason: EntryRefusal }): void;
   end(e: { instance: Instance }): void;
 }
 
@@ -345,11 +349,21 @@ export class JourneyUnit {
   // Entry
 
   /**
-   * Enters a customer into a journey when the re-entry rules, max_concurrent and the entry
-   * condition allow, then runs its first steps. Call loadCustomers/loadActive/loadEntryRows first
-   * (bulk) or let this load them one customer at a time.
+   * Enters a customer into a journey when the event's age, the re-entry rules, max_concurrent and
+   * the entry condition allow, then runs its first steps. Call loadCustomers/loadActive/loadEntryRows
+   * first (bulk) or let this load them one customer at a time. A refusal is reported to the
+   * `refuse` hook and returned.
    */
   async enter(customerId: string, j: ResolvedJourney, trigger: Trigger): Promise<EntryResult> {
+    const result = await this.admit(customerId, j, trigger);
+    if (!result.entered) this.hooks.refuse({ customerId, journey: j.name, trigger, reason: result.reason });
+    return result;
+  }
+
+  private async admit(customerId: string, j: ResolvedJourney, trigger: Trigger): Promise<EntryResult> {
+    // First, before anything of the customer is read: the age needs only the event, and a backfill
+    // refuses every one of its events here, so history costs no profile, instance or entry-row reads.
+    if (trigger.kind === 'event' && trigger.ts !== undefined && isStaleEntryEvent(j, trigger.ts, this.now)) return { entered: false, reason: 'STALE_EVENT' };
     await this.loadCustomers([customerId]);
     const c = this.customers.get(customerId);
     if (!c) return { entered: false, reason: 'PROFILE_GONE' };
@@ -403,11 +417,23 @@ export class JourneyUnit {
   /**
    * Applies one committed event to the customer's active instances (exit events, exit conditions,
    * wait_for_event), then enters the journeys it triggers. Call loadCustomers and loadActive first.
+   * For a customer left unloaded (the engine loads no one for entry events too old to enter) only
+   * those refusals are reported (the refuse hook), without reading anything.
    */
   async onEvent(e: TriggerEvent): Promise<void> {
     const c = this.customers.get(e.customerId);
-    if (!c) return;
+    if (c === null) return;
     const ev: ConditionEvent = { type: e.type, name: e.name, properties: e.properties ?? null, timestamp: e.ts };
+    if (c !== undefined) await this.applyToInstances(e, ev, c);
+    if (e.type !== 'track' || e.name === null) return;
+    for (const j of this.journeys.entriesByEvent.get(e.name) ?? []) {
+      if (c === undefined && !isStaleEntryEvent(j, e.ts, this.now)) continue;
+      await this.enter(e.customerId, j, { kind: 'event', key: `e:${e.id}`, event: ev, pos: e.pos, ts: e.ts });
+    }
+  }
+
+  /** Exit events, exit conditions and event waits of the customer's active instances. */
+  private async applyToInstances(e: TriggerEvent, ev: ConditionEvent, c: CustomerState): Promise<void> {
     for (const inst of [...(this.active.get(e.customerId) ?? [])]) {
       if (inst.status !== 'active') continue;
       if (this.replay && e.pos <= inst.pos) continue;
@@ -432,10 +458,6 @@ export class JourneyUnit {
           await this.run(inst);
         }
       }
-    }
-    if (e.type !== 'track' || e.name === null) return;
-    for (const j of this.journeys.list) {
-      if (j.entry.type === 'event' && j.entry.event === e.name) await this.enter(e.customerId, j, { kind: 'event', key: `e:${e.id}`, event: ev, pos: e.pos });
     }
   }
 

@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { ENGINES } from '../../../test/helpers/stores.js';
-import { startTestApp, type TestApp } from '../../../test/helpers/runtime.js';
+import { MINIMAL_BLUEPRINT, startTestApp, type TestApp } from '../../../test/helpers/runtime.js';
 import { CairnError, DAY, type VirtualClock } from '../../core/index.js';
 import { countProfiles, findCustomerId, getProfile } from '../../profiles/index.js';
+import { listCustomerJourneys } from '../../journeys/index.js';
 import { deleteCheckpoint, loadCheckpoint } from './checkpoint.js';
 import { importFile, type ImportOptions, type ImportProgress } from './importer.js';
 import type { RejectedRow } from './error-report.js';
@@ -260,5 +261,61 @@ describe.each(ENGINES)('bulk import on $name', (engine) => {
     expect(await codeOf(run(write('empty.csv', '')))).toBe('CAIRN_ERR_IMPORT_ROW');
     // A .txt file imports when the format is given.
     expect(await run(write('events.txt', `${track(1, 1)}\n`), { format: 'ndjson' })).toMatchObject({ accepted: 1 });
+  });
+});
+
+/** The minimal blueprint (order computed traits) with a journey that thanks for every order. */
+const THANKS_BLUEPRINT = `${MINIMAL_BLUEPRINT}journeys:
+  - name: thanks
+    entry:
+      type: event
+      event: Order Completed
+    re_entry:
+      type: always
+    max_concurrent: 10
+    steps:
+      - { id: mark, type: update_trait, trait: thanked, value: true }
+`;
+
+describe.each(ENGINES)('bulk import and event-triggered journeys on $name', (engine) => {
+  let t: TestApp;
+  beforeEach(async () => {
+    t = await startTestApp(engine, { blueprint: THANKS_BLUEPRINT, env: { CAIRN_JOURNEY_INTERVAL: '0', CAIRN_DISPATCH_INTERVAL: '0' } });
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('stores history and applies it to profiles, but only orders within max_event_age (72h) start the journey', async () => {
+    // The test clock is 2026-11-23T10:00Z.
+    const order = (userId: string, timestamp: string): string => JSON.stringify({ type: 'track', userId, event: 'Order Completed', properties: { revenue: 10 }, timestamp });
+    const lines = [
+      order('history', '2026-11-01T09:00:00Z'),
+      order('history', '2026-11-10T09:00:00Z'),
+      order('both', '2026-11-05T09:00:00Z'),
+      order('both', '2026-11-23T09:00:00Z'),
+      order('recent', '2026-11-21T11:00:00Z'),
+    ];
+    const refused: { customerId: string; reason: string }[] = [];
+    t.rt.journeys.events.on('journey:refused', (r) => refused.push(r));
+    const r = await importFile(t.rt, write('orders.ndjson', `${lines.join('\n')}\n`), { workspace: t.workspaceId, batchSize: 2 });
+    await t.rt.journeys.drain();
+    expect(r).toMatchObject({ status: 'completed', accepted: 5, rejected: 0 });
+
+    const events = await t.rt.store.db.selectFrom('events').select(['customer_id', 'ts']).where('workspace_id', '=', t.workspaceId).where('name', '=', 'Order Completed').execute();
+    expect(events.map((e) => new Date(Number(e.ts)).toISOString()).sort()).toEqual(['2026-11-01T09:00:00.000Z', '2026-11-05T09:00:00.000Z', '2026-11-10T09:00:00.000Z', '2026-11-21T11:00:00.000Z', '2026-11-23T09:00:00.000Z']);
+    const ws = await t.rt.workspaces.get(t.workspaceId);
+    const seen: Record<string, { orders: unknown; journeys: number; thanked: unknown; stale: number }> = {};
+    for (const userId of ['history', 'both', 'recent']) {
+      const id = (await findCustomerId(t.rt.store.db, t.workspaceId, { kind: 'user_id', value: userId })) as string;
+      const profile = await getProfile(t.rt.store.db, t.workspaceId, ws.model, id, t.clock.now());
+      const journeys = await listCustomerJourneys(t.rt.store.db, t.workspaceId, id);
+      seen[userId] = { orders: profile?.computed.orders_60d, journeys: journeys.length, thanked: profile?.traits.thanked, stale: refused.filter((x) => x.customerId === id && x.reason === 'STALE_EVENT').length };
+    }
+    expect(seen).toEqual({
+      history: { orders: 2, journeys: 0, thanked: undefined, stale: 2 },
+      both: { orders: 2, journeys: 1, thanked: true, stale: 1 },
+      recent: { orders: 1, journeys: 1, thanked: true, stale: 0 },
+    });
   });
 });
