@@ -6,7 +6,7 @@ import { basic, startTestApp, type TestApp } from '../../test/helpers/runtime.js
 import { createRuntime, type Runtime } from '../runtime.js';
 import { createKey, upsertWorkspace } from '../governance/index.js';
 import { applyProfileEvents, findCustomerId, profileLockKey } from '../profiles/index.js';
-import { listCustomerJourneys, splitHash } from './index.js';
+import { listCustomerJourneys, posOf, splitHash } from './index.js';
 
 /**
  * The journey engine end to end on both engines: a real runtime (ingest, profiles, delivery's gate
@@ -535,6 +535,35 @@ describe.each(ENGINES)('journey durability across restarts ($name)', (engine) =>
     const sends = await rt.store.db.selectFrom('messages').select('key').where('workspace_id', '=', 'ws').execute();
     expect(sends).toHaveLength(2);
     expect(new Set(sends.map((s) => s.key)).size).toBe(2);
+  });
+
+  it('applies a replayed event read before a merge committed to the survivor', async () => {
+    const fresh = await engine.freshUrl();
+    cleanup = fresh.cleanup;
+    const clock = new VirtualClock('2026-11-23T10:00:00.000Z');
+    rt = await open(fresh.url, clock, { CAIRN_JOURNEY_INTERVAL: '0' });
+    await upsertWorkspace(rt.store.db, clock, 'ws', BLUEPRINT, 'test.yaml');
+    const base = { source: 'web', ts: clock.now(), receivedAt: clock.now(), properties: {} };
+    const known = { ...base, messageId: 'm-1', type: 'identify' as const, name: null, identities: [{ kind: 'user_id', value: 'u3' }], traits: { email: 'u3@example.com' }, payload: '{"type":"identify","userId":"u3"}' };
+    const anonymous = { ...base, messageId: 'm-2', type: 'track' as const, name: 'Signed Up', identities: [{ kind: 'anonymous_id', value: 'a1' }], payload: '{"type":"track","event":"Signed Up","anonymousId":"a1"}' };
+    const link = { ...base, messageId: 'm-3', type: 'identify' as const, name: null, identities: [{ kind: 'user_id', value: 'u3' }, { kind: 'anonymous_id', value: 'a1' }], traits: {}, payload: '{"type":"identify","userId":"u3","anonymousId":"a1"}' };
+    // Committed the way ingest commits them, with no journey work yet: the anonymous visitor signs
+    // up, then turns out to be u3 and is merged into u3's profile (which moves its events).
+    const r1 = rt;
+    const ws = await rt.workspaces.get('ws');
+    const commit = (batch: Parameters<typeof applyProfileEvents>[4]) => r1.store.transaction((trx) => applyProfileEvents(trx, r1.store, 'ws', ws.model, batch, clock.now()), [profileLockKey('ws')]);
+    await commit([known]);
+    await commit([anonymous]);
+    const signedUp = await rt.store.db.selectFrom('events').select(['id', 'customer_id', 'received_at']).where('workspace_id', '=', 'ws').where('message_id', '=', 'm-2').executeTakeFirstOrThrow();
+    await commit([link]);
+    const survivor = (await findCustomerId(rt.store.db, 'ws', { kind: 'user_id', value: 'u3' })) as string;
+    expect(signedUp.customer_id).not.toBe(survivor);
+    // A replay that read the sign-up before the merge committed (catch-up reads outside the unit's
+    // transaction) still names the visitor's old profile; the journey must follow it to u3.
+    const at = Number(signedUp.received_at);
+    await rt.journeys.applyEvents('ws', [{ id: signedUp.id, customerId: signedUp.customer_id, type: 'track', name: 'Signed Up', properties: {}, ts: clock.now(), receivedAt: at, pos: posOf(at, signedUp.id) }], true);
+    const list = await instances(rt);
+    expect(list.map((i) => [i.customer_id, i.step])).toEqual([[survivor, 'pause']]);
   });
 });
 

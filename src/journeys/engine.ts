@@ -280,15 +280,8 @@ export class JourneyEngine {
     // history costs no profile, instance or entry-row reads here. The unit decides again with its
     // own clock reading, which is never earlier, so an event stale here is stale there.
     const now = this.deps.clock.now();
-    const relevant = new Set<string>();
-    let entering = false;
-    for (const e of events) {
-      if (e.type !== 'track' || e.name === null) continue;
-      const entries = journeys.entriesByEvent.get(e.name);
-      if (entries) entering = true;
-      if (journeys.instanceEventNames.has(e.name) || entries?.some((j) => !isStaleEntryEvent(j, e.ts, now))) relevant.add(e.customerId);
-    }
-    if (relevant.size === 0 && !entering && !journeys.anyConditionExit) {
+    const { relevant: seen, entering } = relevantCustomers(events, journeys, now);
+    if (seen.size === 0 && !entering && !journeys.anyConditionExit) {
       const prev = this.#idlePos.get(workspaceId);
       if (prev === undefined || maxPos > prev) this.#idlePos.set(workspaceId, maxPos);
       return 0;
@@ -298,7 +291,14 @@ export class JourneyEngine {
       journeys,
       async (u, trx) => {
         let list = events;
-        if (replay) list = await this.followMerges(trx, workspaceId, events);
+        let relevant = seen;
+        if (replay) {
+          // Replayed events carry the customer id stored with them; a merge since then moved them
+          // to the survivor, so the customers to load are found again on the followed ids (on
+          // the stored ids the survivor was skipped unless it already had an active instance).
+          list = await this.followMerges(trx, workspaceId, events);
+          relevant = relevantCustomers(list, journeys, now).relevant;
+        }
         const all = new Set(list.map((e) => e.customerId));
         await u.loadActive(journeys.anyConditionExit ? all : [...relevant]);
         const need = new Set([...all].filter((id) => relevant.has(id) || (u.active.get(id)?.length ?? 0) > 0));
@@ -644,4 +644,22 @@ export class JourneyEngine {
       this.deps.log.warn({ err }, 'journey engine could not save its events cursor; the next start replays a little more');
     }
   }
+}
+
+/**
+ * The customers of a batch of events whose journey state must be loaded: those with an event an
+ * active instance may react to (an exit, an event wait) or that may enter a journey. An entry
+ * event older than the journey's max_event_age can only be refused (STALE_EVENT), which needs
+ * nothing loaded. `entering`: some event names an entry event, stale or not (refusals are reported).
+ */
+function relevantCustomers(events: readonly TriggerEvent[], journeys: ResolvedJourneys, now: number): { relevant: Set<string>; entering: boolean } {
+  const relevant = new Set<string>();
+  let entering = false;
+  for (const e of events) {
+    if (e.type !== 'track' || e.name === null) continue;
+    const entries = journeys.entriesByEvent.get(e.name);
+    if (entries) entering = true;
+    if (journeys.instanceEventNames.has(e.name) || entries?.some((j) => !isStaleEntryEvent(j, e.ts, now))) relevant.add(e.customerId);
+  }
+  return { relevant, entering };
 }
