@@ -145,12 +145,13 @@ export function totalIncrements(offer: ResolvedOffer, kind: ResolvedOfferCap['co
  *
  * An entry holds every use of one customer at or after its `since`, as committed. It stays
  * complete because `offer_uses` is written only by DecisionService.commit, which adds each use it
- * writes to the entry (`add`), and because the cache is trusted only between transactions that
+ * writes to the entry (`add`), and by profile merges, which move a merged profile's uses (seen
+ * through the merge epoch), and because the cache is trusted only between transactions that
  * prove nobody else wrote (`begin`/`end`):
- * - `begin(stamp)` runs inside every decision transaction (holding the write lock) with the store's
- *   foreign-write stamp. Unless the previous transaction ended cleanly and the stamp is the one it
- *   saw, another connection or process committed in between (or a transaction failed after adding
- *   uses) and everything is dropped. An undefined stamp (PostgreSQL, where processes share the
+ * - `begin(stamp, merges)` runs inside every decision transaction (holding the write lock) with the
+ *   store's foreign-write stamp and merge epoch. Unless the previous transaction ended cleanly and
+ *   both are the ones it saw, another connection or process committed in between, a profile merge
+ *   moved uses (merge.ts), or a transaction failed after adding uses, and everything is dropped. An undefined stamp (PostgreSQL, where processes share the
  *   data) disables the cache.
  * - `end(token)` after the COMMIT marks the cache clean again, unless another transaction on the
  *   same store began meanwhile (its own `end` decides then).
@@ -169,6 +170,7 @@ export class ProfileUseCache {
 
   private readonly entries = new Map<string, { since: number; uses: ProfileUse[] }>();
   private stamp: number | undefined;
+  private merges = 0;
   private clean = false;
   private generation = 0;
 
@@ -178,12 +180,17 @@ export class ProfileUseCache {
     private readonly maxUses = 512,
   ) {}
 
-  /** Starts a decision transaction; returns a token for `end`, or undefined when the cache must not be used. */
-  begin(stamp: number | undefined): number | undefined {
+  /**
+   * Starts a decision transaction; returns a token for `end`, or undefined when the cache must not
+   * be used. `merges` is the store's merge epoch (profiles' mergeEpoch): a merge moves the merged
+   * profile's uses to the survivor through this very connection, which the stamp does not see.
+   */
+  begin(stamp: number | undefined, merges = 0): number | undefined {
     this.generation++;
-    if (stamp === undefined || !this.clean || stamp !== this.stamp) this.entries.clear();
+    if (stamp === undefined || !this.clean || stamp !== this.stamp || merges !== this.merges) this.entries.clear();
     this.clean = false;
     this.stamp = stamp;
+    this.merges = merges;
     return stamp === undefined ? undefined : this.generation;
   }
 

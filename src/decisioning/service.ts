@@ -3,7 +3,7 @@ import { sql, type Selectable } from 'kysely';
 import { CairnError, closest, decodeCursor, encodeCursor, uuidv7, type Clock } from '../core/index.js';
 import { customerZone } from '../conditions/index.js';
 import { chunkRows, inChunks, insertRows, type Db, type DecisionsTable, type Store, type Trx } from '../store/index.js';
-import { extractIdentities, parseIdentity, type ProfileEvent } from '../profiles/index.js';
+import { extractIdentities, mergeEpoch, parseIdentity, type ProfileEvent } from '../profiles/index.js';
 import type { ResolvedOffer, ResolvedPlacement } from '../blueprint/index.js';
 import type { Workspace } from '../governance/index.js';
 import type { TemplateVars } from '../templates/index.js';
@@ -257,7 +257,7 @@ export class DecisionService {
     this.bodyDone = false;
     await this.store.transaction(
       async (trx) => {
-        token = this.uses.begin(await this.store.foreignWriteStamp(trx));
+        token = this.uses.begin(await this.store.foreignWriteStamp(trx), mergeEpoch(this.store));
         const cache = token === undefined ? undefined : this.uses;
         for (const [wsId, list] of byWs) {
           const ws = (list[0] as Pending).workspace;

@@ -23,4 +23,5 @@ export { evaluateSegments, evaluateProfiles, loadProfiles, reevaluateProfiles, u
 export { evaluateStages, stageSizes, getCustomerStages, getStageHistory, primaryLifecycle, type StageChange } from './stages.js';
 export { nextChange, timePlan, TIME_GRID_MS, type TimePlan } from './due.js';
 export { SegmentSweeper, sweepWorkspace, type SweepOptions, type SweepResult, type SweepLogger, type SegmentSweeperDeps } from './sweep.js';
+export { MERGE_RULES, mergeEpoch, type CustomerTable, type MergeRule } from './merge.js';
 export { loadCustomerFacts, type CustomerFacts } from './facts.js';

@@ -8,6 +8,7 @@ import { traitValues } from './traits.js';
 import { computedValues, applyEvent, type ComputedState } from './computed.js';
 import { currentConsent, type ConsentEntry, type ConsentState, type ConsentInput } from './consent.js';
 import { updateSegmentMemberships } from './segments.js';
+import { moveMergedRows, noteMerge } from './merge.js';
 
 /**
  * The lock key that serializes writers of one workspace's profiles across processes (an advisory
@@ -100,13 +101,13 @@ async function saveUnit(trx: Trx, store: Store, workspaceId: string, unit: Profi
       'on conflict ("workspace_id", "id") do update set "updated_at" = excluded."updated_at", "merged_into" = excluded."merged_into", "traits" = excluded."traits", "computed" = excluded."computed", "first_seen" = excluded."first_seen", "last_seen" = excluded."last_seen"',
   });
 
-  // Merges: everything the loser owned now belongs to the survivor. Rows written in this batch
-  // already carry final ids; these statements move what was stored before.
+  // Merges: what the loser owned now belongs to the survivor (MERGE_RULES in merge.ts says what,
+  // table by table). Rows written in this batch already carry final ids; these statements move
+  // what was stored before.
+  if (unit.merges.size > 0) noteMerge(store);
   for (const loser of unit.merges.keys()) {
     const winner = fin(loser);
-    await trx.updateTable('identities').set({ customer_id: winner }).where('workspace_id', '=', workspaceId).where('customer_id', '=', loser).execute();
-    await trx.updateTable('events').set({ customer_id: winner }).where('workspace_id', '=', workspaceId).where('customer_id', '=', loser).execute();
-    await trx.updateTable('consent').set({ customer_id: winner }).where('workspace_id', '=', workspaceId).where('customer_id', '=', loser).execute();
+    await moveMergedRows(trx, workspaceId, loser, winner);
     await trx.updateTable('customers').set({ merged_into: winner }).where('workspace_id', '=', workspaceId).where('merged_into', '=', loser).execute();
   }
 

@@ -253,6 +253,24 @@ describe.each(ENGINES)('decide API on $name', (engine) => {
     expect(names(await decide({ userId: user, placement: 'home_hero' }))).toEqual(['vip_offer']);
   });
 
+  it('a per-profile cap counts the decisions of a profile merged into the customer', async () => {
+    const user = uid('merged');
+    const anon = uid('merged-anon');
+    await track('/v1/identify', { userId: user, traits: { plan: 'vip' } });
+    // One use as the known customer (its uses are now cached), one as an anonymous visitor that
+    // is a profile of its own until it signs in.
+    expect(names(await decide({ userId: user, placement: 'home_hero' }))).toEqual(['vip_offer']);
+    await track('/v1/identify', { anonymousId: anon, traits: { plan: 'vip' } });
+    expect(names(await decide({ anonymousId: anon, placement: 'home_hero' }))).toEqual(['vip_offer']);
+    clock.advance(HOUR);
+    // The visitor signs in: one person, whose two uses reach the limit of 2.
+    await track('/v1/identify', { userId: user, anonymousId: anon });
+    const after = await decide({ userId: user, placement: 'home_hero', explain: true });
+    expect(cand(after, 'vip_offer')).toMatchObject({ outcome: 'CAP_REACHED' });
+    expect(cand(after, 'vip_offer').steps.at(-1)).toMatchObject({ step: 'cap', passed: false, values: { count: 2, limit: 2 } });
+    expect(names(await decide({ anonymousId: anon, placement: 'home_hero' }))).toEqual(['plus_offer']);
+  });
+
   it('concurrent decisions for one customer never exceed a per-profile cap (one group commit)', async () => {
     const user = uid('burst');
     await track('/v1/identify', { userId: user, traits: { plan: 'vip' } });
