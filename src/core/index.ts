@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './clock.js';
 export * from './ids.js';
+export * from './time.js';
 export * from './json.js';
 export * from './config.js';
 export * from './events.js';

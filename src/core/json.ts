@@ -7,10 +7,27 @@ export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * Split paths, by path text. Paths come from blueprints (identity keys, computed traits, exclude
+ * rules) and are read several times per ingested event; splitting each time allocated an array and
+ * its parts per read. Bounded, in case a caller passes ever-new paths.
+ */
+const splitPaths = new Map<string, readonly string[]>();
+const MAX_SPLIT_PATHS = 4096;
+
+function pathParts(path: string): readonly string[] {
+  let parts = splitPaths.get(path);
+  if (parts === undefined) {
+    parts = path.split('.');
+    if (splitPaths.size < MAX_SPLIT_PATHS) splitPaths.set(path, parts);
+  }
+  return parts;
+}
+
 /** Reads a dotted path ("ticket.requester.email", "items.0.sku") from a JSON value. */
 export function getPath(value: unknown, path: string): unknown {
   let cur: unknown = value;
-  for (const part of path.split('.')) {
+  for (const part of pathParts(path)) {
     if (cur === null || cur === undefined) return undefined;
     if (Array.isArray(cur)) {
       const i = Number(part);

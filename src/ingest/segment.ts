@@ -1,4 +1,4 @@
-import { isObject, itemError, uuidv7, closest, type ItemError } from '../core/index.js';
+import { isObject, isoTime, itemError, uuidv7, closest, type ItemError } from '../core/index.js';
 import type { WorkspaceModel } from '../blueprint/index.js';
 import { extractIdentities, type ConsentInput, type ProfileEvent } from '../profiles/index.js';
 
@@ -109,6 +109,17 @@ function optObject(msg: Record<string, unknown>, key: string): Record<string, un
   return isObject(v) ? v : null;
 }
 
+/** Every item of a request shares its receivedAt, so its text is formatted once per request. */
+let lastReceivedAt = Number.NaN;
+let lastReceivedAtText = '';
+function receivedAtText(ms: number): string {
+  if (ms !== lastReceivedAt) {
+    lastReceivedAtText = isoTime(ms);
+    lastReceivedAt = ms;
+  }
+  return lastReceivedAtText;
+}
+
 export function normalizeMessage(raw: unknown, opts: NormalizeOptions): Normalized {
   if (!isObject(raw)) return fail('message', 'expected a JSON object');
   const type = opts.type ?? raw.type;
@@ -185,8 +196,10 @@ export function normalizeMessage(raw: unknown, opts: NormalizeOptions): Normaliz
   else ts = original ?? receivedAt;
   if (ts < MIN_TIME || ts > receivedAt + MAX_SKEW_FUTURE) return { ok: false, error: itemError('CAIRN_ERR_INVALID_TIMESTAMP', { path: 'timestamp', value: `${new Date(ts).toISOString()} (out of range: 1990 to one year ahead)` }) };
 
-  const mergedContext = opts.defaults?.context || context ? { ...(opts.defaults?.context ?? {}), ...(context ?? {}) } : undefined;
-  const mergedIntegrations = opts.defaults?.integrations || integrations ? { ...(opts.defaults?.integrations ?? {}), ...(integrations ?? {}) } : undefined;
+  // Without batch defaults the message's own objects are stored as they are: nothing below mutates
+  // them, and a copy would serialize to the same text.
+  const mergedContext = opts.defaults?.context ? { ...opts.defaults.context, ...(context ?? {}) } : context;
+  const mergedIntegrations = opts.defaults?.integrations ? { ...opts.defaults.integrations, ...(integrations ?? {}) } : integrations;
   const messageId = messageIdIn ?? `cairn-${uuidv7(receivedAt)}`;
 
   // Consent from identify traits ($consent) and Segment's context.consent.categoryPreferences.
@@ -218,10 +231,10 @@ export function normalizeMessage(raw: unknown, opts: NormalizeOptions): Normaliz
   if (cleanTraits) message.traits = cleanTraits;
   if (mergedContext) message.context = mergedContext;
   if (mergedIntegrations) message.integrations = mergedIntegrations;
-  message.timestamp = new Date(ts).toISOString();
-  if (original !== undefined) message.originalTimestamp = new Date(original).toISOString();
-  if (sentAt !== undefined) message.sentAt = new Date(sentAt).toISOString();
-  message.receivedAt = new Date(receivedAt).toISOString();
+  message.timestamp = isoTime(ts);
+  if (original !== undefined) message.originalTimestamp = isoTime(original);
+  if (sentAt !== undefined) message.sentAt = isoTime(sentAt);
+  message.receivedAt = receivedAtText(receivedAt);
 
   const identities = extractIdentities(opts.model, message);
   const unstorable = identities.find((i) => !isStorableText(i.value));

@@ -2,7 +2,7 @@ import type { Clock, ItemError } from '../core/index.js';
 import type { WorkspaceModel } from '../blueprint/index.js';
 import type { ProfileEvent } from '../profiles/index.js';
 import type { IngestPipeline } from './pipeline.js';
-import { normalizeMessage, type BatchDefaults, type MessageType } from './segment.js';
+import { normalizeMessage, type BatchDefaults, type MessageType, type NormalizeOptions } from './segment.js';
 
 export interface ItemResult {
   index: number;
@@ -34,8 +34,10 @@ export async function ingestMessages(
   const items: ItemResult[] = [];
   const valid: ProfileEvent[] = [];
   const validIdx: number[] = [];
+  // One options object per request, not per item (normalizeMessage only reads it).
+  const options: NormalizeOptions = { model: ws.model, source, receivedAt, ...(opts.type ? { type: opts.type } : {}), ...(opts.defaults ? { defaults: opts.defaults } : {}), ...(opts.bytes !== undefined ? { bytes: opts.bytes } : {}) };
   messages.forEach((m, index) => {
-    const n = normalizeMessage(m, { model: ws.model, source, receivedAt, ...(opts.type ? { type: opts.type } : {}), ...(opts.defaults ? { defaults: opts.defaults } : {}), ...(opts.bytes !== undefined ? { bytes: opts.bytes } : {}) });
+    const n = normalizeMessage(m, options);
     if (n.ok) {
       items.push({ index, messageId: n.event.messageId, status: 'accepted' });
       valid.push(n.event);

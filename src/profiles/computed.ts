@@ -1,4 +1,4 @@
-import { getPath, stableStringify } from '../core/index.js';
+import { getPath, isoTime, stableStringify } from '../core/index.js';
 import type { ResolvedComputedTrait } from '../blueprint/index.js';
 
 /**
@@ -163,7 +163,7 @@ export function valueOf(def: ResolvedComputedTrait, state: ComputedState | undef
       return state && 'p' in state ? { ts: state.ts, properties: state.p } : null;
     case 'first_seen':
     case 'last_seen':
-      return state && 'ts' in state ? new Date(state.ts).toISOString() : null;
+      return state && 'ts' in state ? isoTime(state.ts) : null;
   }
 }
 

@@ -34,16 +34,15 @@ function readPath(message: Record<string, unknown>, path: string): unknown {
 /** The identities a message carries, in precedence order (strongest first), deduplicated. */
 export function extractIdentities(model: WorkspaceModel, message: Record<string, unknown>): Identity[] {
   const out: Identity[] = [];
-  const seen = new Set<string>();
   for (const key of model.identity.keys) {
     for (const path of key.from) {
       const value = normalizeIdentity(key, readPath(message, path));
       if (value === undefined) continue;
-      const id = identityKey(key.name, value);
-      if (!seen.has(id)) {
-        seen.add(id);
-        out.push({ kind: key.name, value });
-      }
+      // A scan of the few found so far rather than a Set of identity keys: no set and no key
+      // strings per event, for the same (kind, value) deduplication.
+      let seen = false;
+      for (const o of out) if (o.kind === key.name && o.value === value) seen = true;
+      if (!seen) out.push({ kind: key.name, value });
       break;
     }
   }

@@ -65,7 +65,7 @@ export async function applyProfileEvents(trx: Trx, store: Store, workspaceId: st
       }
       for (const r of rows) {
         const row = profileRowOf(r);
-        unit.addLoaded(row, byCustomer.get(row.id) ?? []);
+        unit.addLoaded(row, byCustomer.get(row.id) ?? [], r.traits);
         if (row.mergedInto !== null && !unit.profiles.has(row.mergedInto)) next.push(row.mergedInto);
       }
     }
@@ -91,7 +91,7 @@ async function saveUnit(trx: Trx, store: Store, workspaceId: string, unit: Profi
     c.createdAt,
     c.updatedAt,
     c.mergedInto === null ? null : fin(c.mergedInto),
-    JSON.stringify(c.traits),
+    unit.storedTraits.get(c) ?? JSON.stringify(c.traits),
     JSON.stringify(c.computed),
     c.firstSeen,
     c.lastSeen,

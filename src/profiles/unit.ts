@@ -106,6 +106,13 @@ export class ProfileUnit {
   readonly log: IdentityLogRow[] = [];
   readonly events: PendingEvent[] = [];
   readonly consent: { customer: ProfileRow; id: string; input: ConsentInput; event: ProfileEvent }[] = [];
+  /**
+   * The stored traits text of loaded profiles whose traits this unit has not changed: saving writes
+   * it back instead of serializing the same traits again (most events are not identify calls). The
+   * column is only ever written as JSON.stringify of parsed traits, which serializes back to the
+   * same text, so the stored bytes are those a fresh JSON.stringify would give.
+   */
+  readonly storedTraits = new Map<ProfileRow, string>();
   private readonly logged = new Set<string>();
 
   constructor(
@@ -113,9 +120,10 @@ export class ProfileUnit {
     readonly now: number,
   ) {}
 
-  /** Registers loaded state (repository). */
-  addLoaded(row: ProfileRow, identities: readonly { kind: string; value: string }[]): void {
+  /** Registers loaded state (repository); `traitsText` is the stored text `row.traits` was parsed from. */
+  addLoaded(row: ProfileRow, identities: readonly { kind: string; value: string }[], traitsText?: string): void {
     this.profiles.set(row.id, row);
+    if (traitsText !== undefined) this.storedTraits.set(row, traitsText);
     for (const i of identities) {
       const k = identityKey(i.kind, i.value);
       row.identities.add(k);
@@ -157,7 +165,9 @@ export class ProfileUnit {
     if (e.ts < customer.firstSeen) customer.firstSeen = e.ts;
     if (e.ts > customer.lastSeen) customer.lastSeen = e.ts;
     if (e.type === 'identify' && e.traits) {
-      for (const [k, v] of Object.entries(e.traits)) applyTrait(customer.traits, k, { v, ts: e.ts, src: e.source });
+      let changed = false;
+      for (const [k, v] of Object.entries(e.traits)) if (applyTrait(customer.traits, k, { v, ts: e.ts, src: e.source })) changed = true;
+      if (changed) this.storedTraits.delete(customer);
     }
     applyEvent(this.model.computed, customer.computed, { type: e.type, name: e.name, ts: e.ts, properties: e.properties }, this.now);
     for (const c of e.consent ?? []) this.consent.push({ customer, id: uuidv7(e.receivedAt), input: c, event: e });
@@ -263,6 +273,7 @@ export class ProfileUnit {
   private merge(loser: ProfileRow, survivor: ProfileRow, e: ProfileEvent): void {
     const snapshot = { traits: loser.traits, identities: [...loser.identities].map((k) => k.replace('\u0000', ':')), createdAt: loser.createdAt };
     mergeTraits(survivor.traits, loser.traits);
+    this.storedTraits.delete(survivor);
     mergeStates(this.model.computed, survivor.computed, loser.computed, this.now);
     survivor.firstSeen = Math.min(survivor.firstSeen, loser.firstSeen);
     survivor.lastSeen = Math.max(survivor.lastSeen, loser.lastSeen);
